@@ -1320,7 +1320,10 @@ type Gap struct {
 	FirstAtMs int64 `protobuf:"varint,3,opt,name=first_at_ms,json=firstAtMs,proto3" json:"first_at_ms,omitempty"`
 	LastAtMs  int64 `protobuf:"varint,4,opt,name=last_at_ms,json=lastAtMs,proto3" json:"last_at_ms,omitempty"`
 	// Why: "quota", "ttl", "disk".
-	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Sequence numbers of the dropped messages; the cloud counts them as
+	// settled so its watermark moves past the hole.
+	Seqs          []*SeqRange `protobuf:"bytes,6,rep,name=seqs,proto3" json:"seqs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1390,6 +1393,13 @@ func (x *Gap) GetReason() string {
 	return ""
 }
 
+func (x *Gap) GetSeqs() []*SeqRange {
+	if x != nil {
+		return x.Seqs
+	}
+	return nil
+}
+
 // TelemetrySummary replaces many resource reports of a long outage by
 // their statistics over a window, so a week offline fits a small budget.
 type TelemetrySummary struct {
@@ -1403,7 +1413,10 @@ type TelemetrySummary struct {
 	// Largest disk usage seen over all mounts, permille of its size.
 	DiskUsedPermille *Stat `protobuf:"bytes,7,opt,name=disk_used_permille,json=diskUsedPermille,proto3" json:"disk_used_permille,omitempty"`
 	// The last report of the window, verbatim.
-	Last          *ResourceReport `protobuf:"bytes,8,opt,name=last,proto3" json:"last,omitempty"`
+	Last *ResourceReport `protobuf:"bytes,8,opt,name=last,proto3" json:"last,omitempty"`
+	// Sequence numbers of the reports this summary replaces; the cloud
+	// counts them as settled.
+	Covers        []*SeqRange `protobuf:"bytes,9,rep,name=covers,proto3" json:"covers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1490,6 +1503,13 @@ func (x *TelemetrySummary) GetDiskUsedPermille() *Stat {
 func (x *TelemetrySummary) GetLast() *ResourceReport {
 	if x != nil {
 		return x.Last
+	}
+	return nil
+}
+
+func (x *TelemetrySummary) GetCovers() []*SeqRange {
+	if x != nil {
+		return x.Covers
 	}
 	return nil
 }
@@ -1677,14 +1697,15 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\";\n" +
 	"\x05Batch\x122\n" +
-	"\tenvelopes\x18\x01 \x03(\v2\x14.skyedge.v1.EnvelopeR\tenvelopes\"\x8b\x01\n" +
+	"\tenvelopes\x18\x01 \x03(\v2\x14.skyedge.v1.EnvelopeR\tenvelopes\"\xb5\x01\n" +
 	"\x03Gap\x12\x14\n" +
 	"\x05class\x18\x01 \x01(\tR\x05class\x12\x18\n" +
 	"\adropped\x18\x02 \x01(\x04R\adropped\x12\x1e\n" +
 	"\vfirst_at_ms\x18\x03 \x01(\x03R\tfirstAtMs\x12\x1c\n" +
 	"\n" +
 	"last_at_ms\x18\x04 \x01(\x03R\blastAtMs\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x84\x03\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12(\n" +
+	"\x04seqs\x18\x06 \x03(\v2\x14.skyedge.v1.SeqRangeR\x04seqs\"\xb2\x03\n" +
 	"\x10TelemetrySummary\x12&\n" +
 	"\x0fwindow_start_ms\x18\x01 \x01(\x03R\rwindowStartMs\x12\"\n" +
 	"\rwindow_end_ms\x18\x02 \x01(\x03R\vwindowEndMs\x12\x18\n" +
@@ -1695,7 +1716,8 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\vload1_centi\x18\x06 \x01(\v2\x10.skyedge.v1.StatR\n" +
 	"load1Centi\x12>\n" +
 	"\x12disk_used_permille\x18\a \x01(\v2\x10.skyedge.v1.StatR\x10diskUsedPermille\x12.\n" +
-	"\x04last\x18\b \x01(\v2\x1a.skyedge.v1.ResourceReportR\x04last\">\n" +
+	"\x04last\x18\b \x01(\v2\x1a.skyedge.v1.ResourceReportR\x04last\x12,\n" +
+	"\x06covers\x18\t \x03(\v2\x14.skyedge.v1.SeqRangeR\x06covers\">\n" +
 	"\x04Stat\x12\x10\n" +
 	"\x03min\x18\x01 \x01(\x01R\x03min\x12\x10\n" +
 	"\x03max\x18\x02 \x01(\x01R\x03max\x12\x12\n" +
@@ -1758,16 +1780,18 @@ var file_skyedge_v1_skyedge_proto_depIdxs = []int32{
 	19, // 17: skyedge.v1.Event.attributes:type_name -> skyedge.v1.Event.AttributesEntry
 	13, // 18: skyedge.v1.Ack.ranges:type_name -> skyedge.v1.SeqRange
 	2,  // 19: skyedge.v1.Batch.envelopes:type_name -> skyedge.v1.Envelope
-	17, // 20: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
-	17, // 21: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
-	17, // 22: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
-	17, // 23: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
-	6,  // 24: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	13, // 20: skyedge.v1.Gap.seqs:type_name -> skyedge.v1.SeqRange
+	17, // 21: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
+	17, // 22: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
+	17, // 23: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
+	17, // 24: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
+	6,  // 25: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
+	13, // 26: skyedge.v1.TelemetrySummary.covers:type_name -> skyedge.v1.SeqRange
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_skyedge_v1_skyedge_proto_init() }
