@@ -1,0 +1,126 @@
+package protocol
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
+)
+
+func report(node string, seq uint64) *pb.Envelope {
+	return &pb.Envelope{
+		NodeId: node, BootEpoch: 3, Seq: seq, SentAtMs: 1_790_000_000_000, Capability: CapabilityVersion,
+		Body: &pb.Envelope_Report{Report: &pb.ResourceReport{CpuCores: 4, CpuPermille: 123, MemTotalKib: 4 << 20}},
+	}
+}
+
+func mustMarshal(t *testing.T, env *pb.Envelope) []byte {
+	t.Helper()
+	b, err := Marshal(env)
+	if err != nil {
+		t.Fatalf("Marshal: %v", err)
+	}
+	return b
+}
+
+func TestDecodeFrom(t *testing.T) {
+	good := mustMarshal(t, report("truck-042", 7))
+	batch := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Batch{Batch: &pb.Batch{
+		Envelopes: []*pb.Envelope{report("truck-042", 1), report("truck-042", 2)}}}})
+	nested := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Batch{Batch: &pb.Batch{
+		Envelopes: []*pb.Envelope{{NodeId: "truck-042", Body: &pb.Envelope_Batch{Batch: &pb.Batch{}}}}}}})
+	spoofBatch := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Batch{Batch: &pb.Batch{
+		Envelopes: []*pb.Envelope{report("sat-1", 1)}}}})
+	noBody, _ := proto.Marshal(&pb.Envelope{NodeId: "truck-042"})
+	manyLabels := map[string]string{}
+	for i := range MaxLabels + 1 {
+		manyLabels[strings.Repeat("k", i+1)] = "v"
+	}
+	labels, _ := proto.Marshal(&pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Hello{Hello: &pb.Hello{Labels: manyLabels}}})
+
+	for _, tc := range []struct {
+		name    string
+		topic   string
+		payload []byte
+		reason  Reason // "" means accepted
+	}{
+		{"report", UpTopic("truck-042", StreamReport), good, ""},
+		{"batch", UpTopic("truck-042", StreamBatch), batch, ""},
+		{"oversized", UpTopic("truck-042", StreamReport), make([]byte, MaxPayload+1), ReasonOversized},
+		{"garbage", UpTopic("truck-042", StreamReport), []byte{0xff, 0xff, 0xff}, ReasonMalformed},
+		{"bad topic", "skyedge/v1/n/truck-042/up/nope", good, ReasonBadTopic},
+		{"node mismatch", UpTopic("sat-1", StreamReport), good, ReasonSpoofed},
+		{"wrong stream", UpTopic("truck-042", StreamEvent), good, ReasonWrongBody},
+		{"nested batch", UpTopic("truck-042", StreamBatch), nested, ReasonInvalid},
+		{"spoofed inside batch", UpTopic("truck-042", StreamBatch), spoofBatch, ReasonSpoofed},
+		{"no body", UpTopic("truck-042", StreamReport), noBody, ReasonInvalid},
+		{"too many labels", UpTopic("truck-042", StreamHello), labels, ReasonInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, env, err := DecodeFrom(tc.topic, tc.payload)
+			if tc.reason == "" {
+				if err != nil {
+					t.Fatalf("DecodeFrom(%s) = %v, want accepted", tc.name, err)
+				}
+				if env.GetNodeId() != "truck-042" {
+					t.Errorf("node = %q", env.GetNodeId())
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("DecodeFrom(%s) accepted, want %s", tc.name, tc.reason)
+			}
+			if got := ReasonOf(err); got != tc.reason {
+				t.Errorf("DecodeFrom(%s) reason = %s (%v), want %s", tc.name, got, err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestMarshalRefusesOversized(t *testing.T) {
+	env := &pb.Envelope{NodeId: "a", Body: &pb.Envelope_Event{Event: &pb.Event{Message: strings.Repeat("x", MaxPayload)}}}
+	if _, err := Marshal(env); ReasonOf(err) != ReasonOversized {
+		t.Fatalf("Marshal(oversized) = %v, want %s", err, ReasonOversized)
+	}
+}
+
+func TestStreamOfEveryBody(t *testing.T) {
+	// Every oneof member must map to a stream, or it could never be sent.
+	oneofs := (&pb.Envelope{}).ProtoReflect().Descriptor().Oneofs().ByName("body").Fields()
+	for i := range oneofs.Len() {
+		f := oneofs.Get(i)
+		env := &pb.Envelope{}
+		env.ProtoReflect().Set(f, env.ProtoReflect().NewField(f))
+		if StreamOf(env) == "" || BodyName(env) == "none" {
+			t.Errorf("body %s has no stream or name", f.Name())
+		}
+	}
+}
+
+// FuzzDecodeFrom checks that no payload or topic makes the decoder panic,
+// and that whatever it accepts re-encodes and decodes to the same message.
+func FuzzDecodeFrom(f *testing.F) {
+	for _, env := range []*pb.Envelope{report("truck-042", 1), {NodeId: "truck-042", Body: &pb.Envelope_Hello{Hello: &pb.Hello{Labels: map[string]string{"a": "b"}}}}} {
+		b, _ := Marshal(env)
+		f.Add(UpTopic("truck-042", StreamOf(env)), b)
+	}
+	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
+		_, env, err := DecodeFrom(topic, payload)
+		if err != nil {
+			if ReasonOf(err) == "" {
+				t.Fatalf("error without reason: %v", err)
+			}
+			return
+		}
+		b, err := Marshal(env)
+		if err != nil {
+			t.Fatalf("accepted envelope does not re-encode: %v", err)
+		}
+		again, err := Decode(b)
+		if err != nil || !proto.Equal(env, again) {
+			t.Fatalf("round trip changed the envelope: %v", err)
+		}
+	})
+}
