@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Cross-compiles the tests of the given packages for an ARM target and runs
+# each test binary under qemu-user from its package directory, as it would
+# run on the device. Usage: qemu-test.sh arm64|armv7 PACKAGES...
+set -euo pipefail
+arch=$1; shift
+case $arch in
+  arm64) goarch=arm64; goarm=; qemu=qemu-aarch64-static ;;
+  armv7) goarch=arm; goarm=7; qemu=qemu-arm-static ;;
+  *) echo "qemu-test: unknown target $arch (want arm64 or armv7)" >&2; exit 2 ;;
+esac
+if ! command -v "$qemu" >/dev/null; then
+  if [ "${CI:-}" = true ]; then
+    echo "qemu-test: $qemu not found; CI must run the $arch tests (apt-get install qemu-user-static)" >&2
+    exit 1
+  fi
+  echo "qemu-test: SKIP $arch: $qemu not found (apt-get install qemu-user-static)"
+  exit 0
+fi
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+failed=0
+for pkg in $(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}} {{.Dir}}{{end}}' "$@" | tr ' ' ':'); do
+  path=${pkg%%:*}; dir=${pkg#*:}
+  bin="$out/$(echo "$path" | tr '/' '_').test"
+  GOOS=linux GOARCH=$goarch GOARM=$goarm CGO_ENABLED=0 go test -c -o "$bin" "$path"
+  start=$(date +%s)
+  if (cd "$dir" && "$qemu" "$bin" -test.count=1 -test.timeout=10m -test.short >"$bin.log" 2>&1); then
+    echo "ok   $arch $path $(( $(date +%s) - start ))s"
+  else
+    echo "FAIL $arch $path"; cat "$bin.log"; failed=1
+  fi
+done
+exit $failed
