@@ -406,8 +406,13 @@ type Hello struct {
 	AppliedGeneration uint64 `protobuf:"varint,15,opt,name=applied_generation,json=appliedGeneration,proto3" json:"applied_generation,omitempty"`
 	// Resource report interval, milliseconds.
 	ReportIntervalMs uint32 `protobuf:"varint,16,opt,name=report_interval_ms,json=reportIntervalMs,proto3" json:"report_interval_ms,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Identifies the outbox's sequence space. A recreated outbox (for example
+	// after its database was found corrupt) gets a new ID and numbers from 1
+	// again; the cloud then starts a new watermark instead of taking the new
+	// messages for duplicates of the old ones.
+	OutboxId      string `protobuf:"bytes,17,opt,name=outbox_id,json=outboxId,proto3" json:"outbox_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -550,6 +555,13 @@ func (x *Hello) GetReportIntervalMs() uint32 {
 		return x.ReportIntervalMs
 	}
 	return 0
+}
+
+func (x *Hello) GetOutboxId() string {
+	if x != nil {
+		return x.OutboxId
+	}
+	return ""
 }
 
 // Welcome answers a Hello on down/ack: where the cloud stands.
@@ -1601,7 +1613,7 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\agoodbye\x18\x10 \x01(\v2\x13.skyedge.v1.GoodbyeH\x00R\agoodbye\x12#\n" +
 	"\x03gap\x18\x11 \x01(\v2\x0f.skyedge.v1.GapH\x00R\x03gap\x128\n" +
 	"\asummary\x18\x12 \x01(\v2\x1c.skyedge.v1.TelemetrySummaryH\x00R\asummaryB\x06\n" +
-	"\x04body\"\xe9\x04\n" +
+	"\x04body\"\x86\x05\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x0e\n" +
@@ -1619,7 +1631,8 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\x0foutbox_last_seq\x18\r \x01(\x04R\routboxLastSeq\x12\x19\n" +
 	"\bnext_seq\x18\x0e \x01(\x04R\anextSeq\x12-\n" +
 	"\x12applied_generation\x18\x0f \x01(\x04R\x11appliedGeneration\x12,\n" +
-	"\x12report_interval_ms\x18\x10 \x01(\rR\x10reportIntervalMs\x1a9\n" +
+	"\x12report_interval_ms\x18\x10 \x01(\rR\x10reportIntervalMs\x12\x1b\n" +
+	"\toutbox_id\x18\x11 \x01(\tR\boutboxId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x01\n" +
