@@ -410,7 +410,13 @@ type Hello struct {
 	// after its database was found corrupt) gets a new ID and numbers from 1
 	// again; the cloud then starts a new watermark instead of taking the new
 	// messages for duplicates of the old ones.
-	OutboxId      string `protobuf:"bytes,17,opt,name=outbox_id,json=outboxId,proto3" json:"outbox_id,omitempty"`
+	OutboxId string `protobuf:"bytes,17,opt,name=outbox_id,json=outboxId,proto3" json:"outbox_id,omitempty"`
+	// Static quantities that resource reports leave out while they are
+	// unchanged (see ResourceReport): swap size, each disk's mount and size,
+	// and the agent's cgroup limits.
+	SwapTotalKib  uint64           `protobuf:"varint,18,opt,name=swap_total_kib,json=swapTotalKib,proto3" json:"swap_total_kib,omitempty"`
+	Disks         []*DiskUsage     `protobuf:"bytes,19,rep,name=disks,proto3" json:"disks,omitempty"`
+	Container     *ContainerLimits `protobuf:"bytes,20,opt,name=container,proto3" json:"container,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -564,6 +570,27 @@ func (x *Hello) GetOutboxId() string {
 	return ""
 }
 
+func (x *Hello) GetSwapTotalKib() uint64 {
+	if x != nil {
+		return x.SwapTotalKib
+	}
+	return 0
+}
+
+func (x *Hello) GetDisks() []*DiskUsage {
+	if x != nil {
+		return x.Disks
+	}
+	return nil
+}
+
+func (x *Hello) GetContainer() *ContainerLimits {
+	if x != nil {
+		return x.Container
+	}
+	return nil
+}
+
 // Welcome answers a Hello on down/ack: where the cloud stands.
 type Welcome struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -695,6 +722,15 @@ func (x *Goodbye) GetReason() Goodbye_Reason {
 }
 
 // ResourceReport is the periodic resource sample (up/report).
+//
+// Static quantities travel in the Hello, not in every report: cpu_cores,
+// mem_total_kib, swap_total_kib, each disk's total_kib, the container's
+// cpu_max_milli and memory_max_kib are left out (zero) when they equal the
+// Hello the agent last sent, interval_ms when it equals the Hello's
+// report_interval_ms, and uptime_s when the Hello has the boot time
+// (uptime = sent_at - boot time). A report carries a static
+// quantity only when it changed. protocol.CompactReport and ExpandReport
+// implement the rule on each side.
 type ResourceReport struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Logical CPUs available to the agent.
@@ -1613,7 +1649,7 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\agoodbye\x18\x10 \x01(\v2\x13.skyedge.v1.GoodbyeH\x00R\agoodbye\x12#\n" +
 	"\x03gap\x18\x11 \x01(\v2\x0f.skyedge.v1.GapH\x00R\x03gap\x128\n" +
 	"\asummary\x18\x12 \x01(\v2\x1c.skyedge.v1.TelemetrySummaryH\x00R\asummaryB\x06\n" +
-	"\x04body\"\x86\x05\n" +
+	"\x04body\"\x94\x06\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x0e\n" +
@@ -1632,7 +1668,10 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\bnext_seq\x18\x0e \x01(\x04R\anextSeq\x12-\n" +
 	"\x12applied_generation\x18\x0f \x01(\x04R\x11appliedGeneration\x12,\n" +
 	"\x12report_interval_ms\x18\x10 \x01(\rR\x10reportIntervalMs\x12\x1b\n" +
-	"\toutbox_id\x18\x11 \x01(\tR\boutboxId\x1a9\n" +
+	"\toutbox_id\x18\x11 \x01(\tR\boutboxId\x12$\n" +
+	"\x0eswap_total_kib\x18\x12 \x01(\x04R\fswapTotalKib\x12+\n" +
+	"\x05disks\x18\x13 \x03(\v2\x15.skyedge.v1.DiskUsageR\x05disks\x129\n" +
+	"\tcontainer\x18\x14 \x01(\v2\x1b.skyedge.v1.ContainerLimitsR\tcontainer\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x01\n" +
@@ -1783,28 +1822,30 @@ var file_skyedge_v1_skyedge_proto_depIdxs = []int32{
 	15, // 7: skyedge.v1.Envelope.gap:type_name -> skyedge.v1.Gap
 	16, // 8: skyedge.v1.Envelope.summary:type_name -> skyedge.v1.TelemetrySummary
 	18, // 9: skyedge.v1.Hello.labels:type_name -> skyedge.v1.Hello.LabelsEntry
-	13, // 10: skyedge.v1.Welcome.applied:type_name -> skyedge.v1.SeqRange
-	0,  // 11: skyedge.v1.Goodbye.reason:type_name -> skyedge.v1.Goodbye.Reason
-	7,  // 12: skyedge.v1.ResourceReport.disks:type_name -> skyedge.v1.DiskUsage
-	8,  // 13: skyedge.v1.ResourceReport.nets:type_name -> skyedge.v1.NetRate
-	9,  // 14: skyedge.v1.ResourceReport.temps:type_name -> skyedge.v1.Temperature
-	10, // 15: skyedge.v1.ResourceReport.container:type_name -> skyedge.v1.ContainerLimits
-	1,  // 16: skyedge.v1.Event.severity:type_name -> skyedge.v1.Event.Severity
-	19, // 17: skyedge.v1.Event.attributes:type_name -> skyedge.v1.Event.AttributesEntry
-	13, // 18: skyedge.v1.Ack.ranges:type_name -> skyedge.v1.SeqRange
-	2,  // 19: skyedge.v1.Batch.envelopes:type_name -> skyedge.v1.Envelope
-	13, // 20: skyedge.v1.Gap.seqs:type_name -> skyedge.v1.SeqRange
-	17, // 21: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
-	17, // 22: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
-	17, // 23: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
-	17, // 24: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
-	6,  // 25: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
-	13, // 26: skyedge.v1.TelemetrySummary.covers:type_name -> skyedge.v1.SeqRange
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	7,  // 10: skyedge.v1.Hello.disks:type_name -> skyedge.v1.DiskUsage
+	10, // 11: skyedge.v1.Hello.container:type_name -> skyedge.v1.ContainerLimits
+	13, // 12: skyedge.v1.Welcome.applied:type_name -> skyedge.v1.SeqRange
+	0,  // 13: skyedge.v1.Goodbye.reason:type_name -> skyedge.v1.Goodbye.Reason
+	7,  // 14: skyedge.v1.ResourceReport.disks:type_name -> skyedge.v1.DiskUsage
+	8,  // 15: skyedge.v1.ResourceReport.nets:type_name -> skyedge.v1.NetRate
+	9,  // 16: skyedge.v1.ResourceReport.temps:type_name -> skyedge.v1.Temperature
+	10, // 17: skyedge.v1.ResourceReport.container:type_name -> skyedge.v1.ContainerLimits
+	1,  // 18: skyedge.v1.Event.severity:type_name -> skyedge.v1.Event.Severity
+	19, // 19: skyedge.v1.Event.attributes:type_name -> skyedge.v1.Event.AttributesEntry
+	13, // 20: skyedge.v1.Ack.ranges:type_name -> skyedge.v1.SeqRange
+	2,  // 21: skyedge.v1.Batch.envelopes:type_name -> skyedge.v1.Envelope
+	13, // 22: skyedge.v1.Gap.seqs:type_name -> skyedge.v1.SeqRange
+	17, // 23: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
+	17, // 24: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
+	17, // 25: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
+	17, // 26: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
+	6,  // 27: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
+	13, // 28: skyedge.v1.TelemetrySummary.covers:type_name -> skyedge.v1.SeqRange
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_skyedge_v1_skyedge_proto_init() }
