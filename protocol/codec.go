@@ -84,17 +84,23 @@ func DecodeFrom(topic string, payload []byte) (Topic, *pb.Envelope, error) {
 	if err != nil {
 		return Topic{}, nil, &Error{Reason: ReasonBadTopic, Err: err}
 	}
+	env, err := DecodeOn(t, payload)
+	return t, env, err
+}
+
+// DecodeOn is DecodeFrom for a topic the caller has already parsed.
+func DecodeOn(t Topic, payload []byte) (*pb.Envelope, error) {
 	env, err := Decode(payload)
 	if err != nil {
-		return t, nil, err
+		return nil, err
 	}
 	if env.GetNodeId() != t.Node {
-		return t, nil, reject(ReasonSpoofed, "envelope node %q on topic of node %q", env.GetNodeId(), t.Node)
+		return nil, reject(ReasonSpoofed, "envelope node %q on topic of node %q", env.GetNodeId(), t.Node)
 	}
 	if want := StreamOf(env); want != t.Stream {
-		return t, nil, reject(ReasonWrongBody, "%s body on stream %q, want %q", BodyName(env), t.Stream, want)
+		return nil, reject(ReasonWrongBody, "%s body on stream %q, want %q", BodyName(env), t.Stream, want)
 	}
-	return t, env, nil
+	return env, nil
 }
 
 // Validate checks the rules the type system cannot: identity, a body, no

@@ -83,11 +83,14 @@ func ParseTopic(name string) (Topic, error) {
 	if !ok {
 		return Topic{}, fmt.Errorf("%w: %q does not start with %q", ErrBadTopic, name, TopicPrefix)
 	}
-	parts := strings.Split(rest, "/")
-	if len(parts) != 3 {
+	// strings.Cut, not Split: this runs for every message the cloud
+	// receives, and must not allocate.
+	node, rest, ok1 := strings.Cut(rest, "/")
+	dir, stream, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 || strings.IndexByte(stream, '/') >= 0 {
 		return Topic{}, fmt.Errorf("%w: %q: want %s{node}/{up|down}/{stream}", ErrBadTopic, name, TopicPrefix)
 	}
-	t := Topic{Node: parts[0], Dir: parts[1], Stream: parts[2]}
+	t := Topic{Node: node, Dir: dir, Stream: stream}
 	if err := ValidateNodeID(t.Node); err != nil {
 		return Topic{}, fmt.Errorf("%w: %w", ErrBadTopic, err)
 	}

@@ -98,3 +98,13 @@ func TestValidateNodeID(t *testing.T) {
 		t.Errorf("ValidateNodeID(Truck) = %v, want a hint naming the lower-case form", err)
 	}
 }
+
+func BenchmarkParseTopic(b *testing.B) {
+	topic := UpTopic("truck-042", StreamReport)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseTopic(topic); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

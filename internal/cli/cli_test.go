@@ -63,9 +63,9 @@ func TestNodes(t *testing.T) {
 			if r.URL.Query().Get("selector") != "role=vehicle" && r.URL.RawQuery != "" {
 				t.Errorf("selector = %q", r.URL.RawQuery)
 			}
-			w.Write([]byte(`[{"id":"sat-7","online":false,"offlineReason":"will","lastSeen":"` + seen + `"},
+			w.Write([]byte(`{"items":[{"id":"sat-7","online":false,"offlineReason":"will","lastSeen":"` + seen + `"},
 				{"id":"truck-042","online":true,"lastSeen":"` + seen + `","agentVersion":"1.0","labels":{"role":"vehicle"},
-				 "facts":{"arch":"arm64","cpuCores":4},"lastReport":{"cpuPermille":125,"memTotalKiB":4194304,"memUsedKiB":1048576,"load1Centi":42}}]`))
+				 "facts":{"arch":"arm64","cpuCores":4},"lastReport":{"cpuPermille":125,"memTotalKiB":4194304,"memUsedKiB":1048576,"load1Centi":42}}]}`))
 		case "/api/v1/nodes/truck-042":
 			w.Write([]byte(`{"id":"truck-042","online":true}`))
 		default:

@@ -84,11 +84,13 @@ func runNodes(ctx context.Context, env Env, args []string) error {
 	if *output == "json" {
 		return writeJSON(env.Stdout, raw)
 	}
-	var nodes []nodeView
-	if err := json.Unmarshal(raw, &nodes); err != nil {
+	var list struct {
+		Items []nodeView `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
 		return fmt.Errorf("decode node list: %w", err)
 	}
-	return nodeTable(env.Stdout, nodes, time.Now())
+	return nodeTable(env.Stdout, list.Items, time.Now())
 }
 
 func nodeTable(w io.Writer, nodes []nodeView, now time.Time) error {

@@ -677,6 +677,11 @@ func (x *Welcome) GetDesiredGeneration() uint64 {
 // Goodbye announces that the agent is going offline on purpose
 // (up/bye). The same body, with reason LOST, is registered as the MQTT
 // last will so the broker publishes it when the connection is lost.
+//
+// A connection's will and its Hello carry the same sent_at_ms, the time the
+// connection was made. A broker may publish a will after the node has
+// reconnected (session takeover, broker shutdown); the cloud ignores a will
+// older than the node's latest Hello.
 type Goodbye struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        Goodbye_Reason         `protobuf:"varint,1,opt,name=reason,proto3,enum=skyedge.v1.Goodbye_Reason" json:"reason,omitempty"`

@@ -26,7 +26,11 @@ const (
 //	objective: cost
 //	objective: {weights: {cost: 0.7, latency: 0.3}}
 //
-// With explicit weights, every term not named weighs 0.
+// With explicit weights, every term not named weighs 0. GoalCost weighs
+// {cost: 1, balance: 0.1, affinity: 0.3}, GoalLatency {latency: 1,
+// balance: 0.1, affinity: 0.3} and GoalBalanced {cost: 0.4, latency: 0.4,
+// balance: 0.2, affinity: 0.3}; a term that does not apply (latency
+// without a data source, affinity without affinities) drops out.
 type Objective struct {
 	Goal    Goal
 	Weights *Weights
@@ -44,11 +48,14 @@ type Weights struct {
 	Affinity float64 `yaml:"affinity,omitempty" json:"affinity,omitempty"`
 }
 
-// Preset weights of each goal.
+// Preset weights of each goal. Cost and latency goals optimise their term;
+// balance only separates sites that tie on it (edge nodes all cost the
+// same), and affinities may outweigh small differences, as preferences
+// should.
 var goalWeights = map[Goal]Weights{
-	GoalCost:     {Cost: 0.5, Latency: 0.1, Balance: 0.15, Affinity: 0.25},
-	GoalLatency:  {Cost: 0.1, Latency: 0.5, Balance: 0.15, Affinity: 0.25},
-	GoalBalanced: {Cost: 0.25, Latency: 0.25, Balance: 0.25, Affinity: 0.25},
+	GoalCost:     {Cost: 1, Balance: 0.1, Affinity: 0.3},
+	GoalLatency:  {Latency: 1, Balance: 0.1, Affinity: 0.3},
+	GoalBalanced: {Cost: 0.4, Latency: 0.4, Balance: 0.2, Affinity: 0.3},
 }
 
 // Resolve returns the weights in force: the explicit weights, or the

@@ -80,7 +80,9 @@ func TestValidate(t *testing.T) {
 		{"restart initial delay", func(w *Workload) { w.Spec.Restart.InitialDelay = Duration(-time.Second) }, `spec.restart.initialDelay "-1s": use a positive duration`},
 		{"restart max delay", func(w *Workload) { w.Spec.Restart.MaxDelay = Duration(time.Millisecond) }, `spec.restart.maxDelay "1ms": use a duration of at least initialDelay (1s)`},
 		{"restart max restarts", func(w *Workload) { w.Spec.Restart.MaxRestarts = -1 }, `spec.restart.maxRestarts "-1"`},
-		{"health no probe", func(w *Workload) { w.Spec.Health = &Health{Interval: Duration(time.Second), Timeout: Duration(time.Second), FailureThreshold: 1} }, "spec.health: give one probe"},
+		{"health no probe", func(w *Workload) {
+			w.Spec.Health = &Health{Interval: Duration(time.Second), Timeout: Duration(time.Second), FailureThreshold: 1}
+		}, "spec.health: give one probe"},
 		{"health two probes", func(w *Workload) {
 			w.Spec.Health = &Health{TCP: &TCPProbe{Address: "127.0.0.1:1"}, HTTP: &HTTPProbe{URL: "http://x/"}, Interval: Duration(time.Second), Timeout: Duration(time.Second), FailureThreshold: 1}
 		}, "spec.health: give only one probe"},
@@ -115,7 +117,9 @@ func TestValidate(t *testing.T) {
 		{"node name with spread", func(w *Workload) {
 			w.Spec.Placement.NodeName, w.Spec.Placement.Spread = "truck-042", &Spread{TopologyKey: "zone", MaxSkew: 1}
 		}, "cannot be combined with spread"},
-		{"node name with objective", func(w *Workload) { w.Spec.Placement.NodeName, w.Spec.Placement.Objective = "truck-042", Objective{Goal: GoalCost} }, "cannot be combined with objective"},
+		{"node name with objective", func(w *Workload) {
+			w.Spec.Placement.NodeName, w.Spec.Placement.Objective = "truck-042", Objective{Goal: GoalCost}
+		}, "cannot be combined with objective"},
 		{"node name with affinities", func(w *Workload) {
 			w.Spec.Placement.NodeName, w.Spec.Placement.Affinities = "truck-042", []Affinity{{Selector: *sel, Weight: 10}}
 		}, "cannot be combined with affinities"},

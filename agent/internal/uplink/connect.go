@@ -113,8 +113,13 @@ type session struct {
 // connect makes one connection attempt: dial, TLS, CONNACK, subscribe,
 // hello. On success the link is marked connected.
 func (l *Link) connect(ctx context.Context) (*session, error) {
+	// The will and the hello of one connection carry the same time, so the
+	// cloud can tell a late will of an older connection (published by the
+	// broker after this one said hello) from this connection's own.
+	connectedAt := l.cfg.Clock.Now().UnixMilli()
 	will, err := protocol.Marshal(l.cfg.Stamper.Stamp(&pb.Envelope{
-		Body: &pb.Envelope_Goodbye{Goodbye: &pb.Goodbye{Reason: pb.Goodbye_REASON_LOST}},
+		SentAtMs: connectedAt,
+		Body:     &pb.Envelope_Goodbye{Goodbye: &pb.Goodbye{Reason: pb.Goodbye_REASON_LOST}},
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("connect: last will: %w", err)
@@ -166,7 +171,7 @@ func (l *Link) connect(ctx context.Context) (*session, error) {
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
-	if err := l.greet(ctx, s.client); err != nil {
+	if err := l.greet(ctx, s.client, connectedAt); err != nil {
 		s.client.Disconnect(0)
 		return nil, err
 	}
@@ -208,8 +213,9 @@ func (s *session) release() {
 	}
 }
 
-// greet subscribes to the node's down topics and sends the hello.
-func (l *Link) greet(ctx context.Context, c paho.Client) error {
+// greet subscribes to the node's down topics and sends the hello, stamped
+// with the connection's time (see connect).
+func (l *Link) greet(ctx context.Context, c paho.Client, connectedAt int64) error {
 	filter := protocol.DownFilter(l.cfg.NodeID)
 	tok := c.Subscribe(filter, 1, l.onMessage)
 	if err := l.wait(ctx, tok, l.cfg.ConnectTimeout); err != nil {
@@ -228,7 +234,7 @@ func (l *Link) greet(ctx context.Context, c paho.Client) error {
 		}
 		hello = h
 	}
-	env := l.cfg.Stamper.Stamp(&pb.Envelope{Body: &pb.Envelope_Hello{Hello: hello}})
+	env := l.cfg.Stamper.Stamp(&pb.Envelope{SentAtMs: connectedAt, Body: &pb.Envelope_Hello{Hello: hello}})
 	l.welcomed.Store(false)
 	l.helloAt.Store(env.GetSentAtMs())
 	if err := l.publishOn(ctx, c, env); err != nil {

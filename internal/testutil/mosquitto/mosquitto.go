@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -74,7 +75,14 @@ func Start(t testing.TB, o Options) *Broker {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
-	confText := fmt.Sprintf(`per_listener_settings false
+	// Mosquitto started as root drops to the "mosquitto" user, which cannot
+	// read the test's private files: run as the current user instead.
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	confText := fmt.Sprintf(`user %s
+per_listener_settings false
 allow_anonymous false
 persistence false
 log_dest stderr
@@ -91,7 +99,7 @@ require_certificate true
 use_identity_as_username true
 tls_version tlsv1.2
 acl_file %s
-`, port, o.CAFile, o.CertFile, o.KeyFile, acl)
+`, me.Username, port, o.CAFile, o.CertFile, o.KeyFile, acl)
 	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
 		t.Fatal(err)
 	}

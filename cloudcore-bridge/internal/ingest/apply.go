@@ -1,0 +1,254 @@
+package ingest
+
+import (
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/endpoint"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/registry"
+	"github.com/skyedge/skyedge/protocol"
+	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
+)
+
+// apply applies a decoded, validated envelope received on t.
+func (in *Ingester) apply(t protocol.Topic, env *pb.Envelope, now time.Time) error {
+	node := t.Node
+	switch body := env.GetBody().(type) {
+	case *pb.Envelope_Hello:
+		in.hello(node, env, body.Hello, now)
+	case *pb.Envelope_Goodbye:
+		reason := "goodbye"
+		switch body.Goodbye.GetReason() {
+		case pb.Goodbye_REASON_LOST:
+			reason = endpoint.ReasonWill
+		case pb.Goodbye_REASON_SHUTDOWN:
+			reason = endpoint.ReasonClean
+		}
+		stale := false
+		in.reg.Update(node, func(n *registry.Node) {
+			n.Counters.Messages++
+			// A broker may publish the will of a connection after the node
+			// has already reconnected (session takeover, broker shutdown).
+			stale = reason == endpoint.ReasonWill && env.GetSentAtMs() < n.HelloAt.UnixMilli()
+		})
+		if stale {
+			in.log.Debug("ignoring the last will of an older connection", "node", node)
+			return nil
+		}
+		in.offline(node, reason, now, true)
+	case *pb.Envelope_Batch:
+		envs := body.Batch.GetEnvelopes()
+		for _, e := range envs {
+			if !durable(e) {
+				return &protocol.Error{Reason: protocol.ReasonWrongBody,
+					Err: fmt.Errorf("%s envelope (seq %d) %w", protocol.BodyName(e), e.GetSeq(), errWrongBody)}
+			}
+		}
+		online := false
+		in.reg.Update(node, func(n *registry.Node) {
+			online = seen(n, now)
+			for _, e := range envs {
+				applyDurable(n, e, now)
+			}
+		})
+		if online {
+			in.cameOnline(node)
+		}
+		for _, e := range envs {
+			in.observeLatency(e, now)
+		}
+		return nil
+	default:
+		online := false
+		in.reg.Update(node, func(n *registry.Node) {
+			online = seen(n, now)
+			applyDurable(n, env, now)
+		})
+		if online {
+			in.cameOnline(node)
+		}
+	}
+	in.observeLatency(env, now)
+	return nil
+}
+
+func (in *Ingester) observeLatency(env *pb.Envelope, now time.Time) {
+	if ms := env.GetSentAtMs(); ms > 0 {
+		if d := now.Sub(time.UnixMilli(ms)); d >= 0 {
+			in.m.IngestLatency.Observe(d.Seconds())
+		}
+	}
+}
+
+func (in *Ingester) hello(node string, env *pb.Envelope, h *pb.Hello, now time.Time) {
+	var wasOnline, restarted, isNew bool
+	in.reg.Update(node, func(n *registry.Node) {
+		isNew = n.Counters.Messages == 0 && n.AgentVersion == ""
+		restarted = n.BootEpoch != 0 && n.BootEpoch != env.GetBootEpoch()
+		wasOnline = n.Online
+		if !n.Online {
+			n.ConnectedSince = now
+		}
+		n.Online = true
+		n.OfflineReason = ""
+		n.LastSeen = now
+		n.Counters.Messages++
+		n.AgentVersion = h.GetAgentVersion()
+		n.Capability = env.GetCapability()
+		n.BootEpoch = env.GetBootEpoch()
+		if ms := env.GetSentAtMs(); ms > n.HelloAt.UnixMilli() {
+			n.HelloAt = time.UnixMilli(ms).UTC()
+		}
+		n.Labels = nil
+		if len(h.GetLabels()) > 0 {
+			n.Labels = maps.Clone(h.GetLabels())
+		}
+		n.SetFacts(h)
+	})
+	if !wasOnline {
+		in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
+	}
+	switch {
+	case isNew:
+		in.log.Info("new node", "node", node, "agent_version", h.GetAgentVersion(), "capability", env.GetCapability())
+	case restarted:
+		in.log.Info("node restarted", "node", node, "boot_epoch", env.GetBootEpoch(), "agent_version", h.GetAgentVersion())
+	}
+	in.welcome(node, now)
+}
+
+// welcome answers a hello on the node's down/ack topic.
+func (in *Ingester) welcome(node string, now time.Time) {
+	if in.pub == nil {
+		return
+	}
+	b, err := protocol.Marshal(&pb.Envelope{
+		NodeId:     node,
+		SentAtMs:   now.UnixMilli(),
+		Capability: protocol.CapabilityVersion,
+		Body: &pb.Envelope_Welcome{Welcome: &pb.Welcome{
+			// Watermarks come with the acknowledged outbox; until then the
+			// agent resends from the start of its outbox.
+			Watermark:    0,
+			ServerTimeMs: now.UnixMilli(),
+			Capability:   protocol.CapabilityVersion,
+		}},
+	})
+	if err == nil {
+		err = in.pub.Publish(protocol.DownTopic(node, protocol.StreamAck), b)
+	}
+	if err != nil && in.once.Allow(node+"\x00welcome", now) {
+		in.log.Warn("cannot send welcome to node", "node", node, "error", err)
+	}
+}
+
+// durable reports whether env's body may travel in a batch.
+// seen records a message from n. A message proves the node is connected:
+// through an external broker the bridge learns of connections only from
+// messages, and may have missed the hello while it was itself away.
+// Call it inside Update.
+// It reports whether the node came online.
+func seen(n *registry.Node, now time.Time) bool {
+	n.LastSeen = now
+	n.Counters.Messages++
+	if n.Online {
+		return false
+	}
+	n.Online, n.OfflineReason, n.ConnectedSince = true, "", now
+	return true
+}
+
+// cameOnline records a node that seen found offline.
+func (in *Ingester) cameOnline(node string) {
+	in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
+	in.log.Info("node online without a hello (the bridge missed it)", "node", node)
+}
+
+func durable(env *pb.Envelope) bool {
+	switch env.GetBody().(type) {
+	case *pb.Envelope_Report, *pb.Envelope_Summary, *pb.Envelope_Event, *pb.Envelope_Gap:
+		return true
+	}
+	return false
+}
+
+// applyDurable applies a report, summary, event or gap to n.
+func applyDurable(n *registry.Node, env *pb.Envelope, now time.Time) {
+	at := now
+	if ms := env.GetSentAtMs(); ms > 0 {
+		at = time.UnixMilli(ms).UTC()
+	}
+	switch body := env.GetBody().(type) {
+	case *pb.Envelope_Report:
+		// Restore what the report left out because the hello carries it.
+		setReport(n, protocol.ExpandReport(body.Report, n.Statics(), env.GetSentAtMs()), at)
+	case *pb.Envelope_Summary:
+		s := body.Summary
+		if s.GetLast() != nil {
+			end := at
+			if ms := s.GetWindowEndMs(); ms > 0 {
+				end = time.UnixMilli(ms).UTC()
+			}
+			setReport(n, protocol.ExpandReport(s.GetLast(), n.Statics(), s.GetWindowEndMs()), end)
+		}
+	case *pb.Envelope_Event:
+		e := body.Event
+		n.Counters.Events++
+		addEvent(n, registry.Event{
+			At:         at,
+			Severity:   severity(e.GetSeverity()),
+			Kind:       e.GetKind(),
+			Message:    e.GetMessage(),
+			Attributes: maps.Clone(e.GetAttributes()),
+		})
+	case *pb.Envelope_Gap:
+		g := body.Gap
+		n.Counters.Gaps++
+		n.Counters.Dropped += g.GetDropped()
+		addEvent(n, registry.Event{
+			At:       at,
+			Severity: "warning",
+			Kind:     "skyedge.gap",
+			Message:  fmt.Sprintf("node dropped %d %s messages (%s)", g.GetDropped(), g.GetClass(), g.GetReason()),
+			Attributes: map[string]string{
+				"class":   g.GetClass(),
+				"reason":  g.GetReason(),
+				"dropped": fmt.Sprint(g.GetDropped()),
+			},
+		})
+	}
+}
+
+// setReport keeps r as the last report unless a newer one is already
+// known: a backlog drained after an outage must not hide the fresh report
+// that arrived first.
+func setReport(n *registry.Node, r *pb.ResourceReport, at time.Time) {
+	if !n.LastReportAt.IsZero() && at.Before(n.LastReportAt) {
+		return
+	}
+	n.SetReport(r, at)
+}
+
+// addEvent appends e to n's recent events, keeping the last
+// registry.MaxRecentEvents, in a new slice (records are copy-on-write).
+func addEvent(n *registry.Node, e registry.Event) {
+	keep := n.RecentEvents
+	if len(keep) >= registry.MaxRecentEvents {
+		keep = keep[len(keep)-registry.MaxRecentEvents+1:]
+	}
+	out := make([]registry.Event, 0, len(keep)+1)
+	n.RecentEvents = append(append(out, keep...), e)
+}
+
+func severity(s pb.Event_Severity) string {
+	switch s {
+	case pb.Event_SEVERITY_INFO:
+		return "info"
+	case pb.Event_SEVERITY_WARNING:
+		return "warning"
+	case pb.Event_SEVERITY_ALARM:
+		return "alarm"
+	}
+	return "unspecified"
+}

@@ -1,0 +1,88 @@
+// Package metrics defines the bridge's Prometheus metrics. They live in a
+// registry of their own, never the global one, so that several bridges in
+// one process (tests, benchmarks) do not collide and /metrics shows only
+// what the bridge exports plus the Go runtime and process collectors.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the bridge's collectors.
+type Metrics struct {
+	// Registry is the bridge's own Prometheus registry.
+	Registry *prometheus.Registry
+
+	// ConnectedNodes is the number of nodes the registry holds online.
+	ConnectedNodes prometheus.Gauge
+	// Messages counts accepted MQTT messages by up stream.
+	Messages *prometheus.CounterVec
+	// Rejected counts refused messages, subscriptions and connections by
+	// reason (protocol.Reason values, plus "overloaded").
+	Rejected *prometheus.CounterVec
+	// IngestLatency is the time from a message's production on the node
+	// (sent_at_ms) to its application by the bridge.
+	IngestLatency prometheus.Histogram
+	// HandleSeconds is the time the bridge spends applying one message.
+	HandleSeconds prometheus.Histogram
+	// RegistryFlush is the duration of one write-behind flush to the store.
+	RegistryFlush prometheus.Histogram
+	// HandshakeFailures counts TLS handshakes that failed on the MQTT
+	// listener (unknown CA, no client certificate, plaintext, timeout).
+	HandshakeFailures prometheus.Counter
+}
+
+// New creates the collectors and registers them in a new registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		ConnectedNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "skyedge_bridge_connected_nodes",
+			Help: "Nodes currently online.",
+		}),
+		Messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyedge_bridge_messages_total",
+			Help: "MQTT messages from nodes applied, by up stream.",
+		}, []string{"stream"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyedge_bridge_rejected_total",
+			Help: "Messages, subscriptions and connections refused, by reason.",
+		}, []string{"reason"}),
+		IngestLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "skyedge_bridge_ingest_latency_seconds",
+			Help: "Time from a message's production on the node to its application by the bridge.",
+			// From a LAN round trip to a satellite pass or a long outage.
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 21600, 86400},
+		}),
+		HandleSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "skyedge_bridge_ingest_handle_seconds",
+			Help:    "Time spent decoding, validating and applying one message.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1 µs .. 262 ms
+		}),
+		RegistryFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "skyedge_bridge_registry_flush_seconds",
+			Help:    "Duration of one write-behind flush of the node registry to the store.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10), // 100 µs .. 26 s
+		}),
+		HandshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_tls_handshake_failures_total",
+			Help: "TLS handshakes that failed on the MQTT listener.",
+		}),
+	}
+	m.Registry.MustRegister(
+		m.ConnectedNodes, m.Messages, m.Rejected, m.IngestLatency, m.HandleSeconds,
+		m.RegistryFlush, m.HandshakeFailures,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
