@@ -40,9 +40,11 @@ test-arm: ## the agent's tests cross-compiled for arm64 and armv7, run under qem
 demo: build ## run the bridge with its embedded broker and three agents; Ctrl-C stops all
 	$(GO) run ./examples/quickstart -bin bin -dir $(DEMO_DIR) -http $(DEMO_HTTP) -mqtt $(DEMO_MQTT)
 
-proto: ## regenerate protocol/skyedgev1 from protocol/proto (protoc + pinned protoc-gen-go)
+proto: ## regenerate protocol/skyedgev1 from protocol/proto (protoc + pinned protoc-gen-go and vtprotobuf)
 	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \
+		--plugin=protoc-gen-go-vtproto=$$($(GO) tool -n protoc-gen-go-vtproto) \
 		--go_out=. --go_opt=module=github.com/skyedge/skyedge \
+		--go-vtproto_out=. --go-vtproto_opt=module=github.com/skyedge/skyedge,features=unmarshal+size \
 		-I protocol/proto protocol/proto/skyedge/v1/skyedge.proto
 
 lint: ## gofmt and go vet

@@ -66,8 +66,14 @@ func Decode(payload []byte) (*pb.Envelope, error) {
 		return nil, reject(ReasonOversized, "payload of %d bytes over the %d-byte limit", len(payload), MaxPayload)
 	}
 	env := new(pb.Envelope)
-	if err := proto.Unmarshal(payload, env); err != nil {
+	// The generated fast path (vtprotobuf): the same wire rules as
+	// proto.Unmarshal, UTF-8 checks included, at a fraction of the cost and
+	// allocations; it is on every message the cloud receives.
+	if err := env.UnmarshalVT(payload); err != nil {
 		return nil, reject(ReasonMalformed, "decode envelope: %w", err)
+	}
+	if !validUTF8(env) {
+		return nil, reject(ReasonMalformed, "decode envelope: a string field is not valid UTF-8")
 	}
 	if err := Validate(env); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
@@ -114,6 +115,14 @@ func FuzzDecodeFrom(f *testing.F) {
 			}
 			return
 		}
+		// The fast decoder agrees with the reference one.
+		ref := new(pb.Envelope)
+		if err := proto.Unmarshal(payload, ref); err != nil {
+			t.Fatalf("Decode accepted what proto.Unmarshal refuses: %v", err)
+		}
+		if !proto.Equal(env, ref) {
+			t.Fatalf("Decode = %v, proto.Unmarshal = %v", env, ref)
+		}
 		b, err := Marshal(env)
 		if err != nil {
 			t.Fatalf("accepted envelope does not re-encode: %v", err)
@@ -123,4 +132,41 @@ func FuzzDecodeFrom(f *testing.F) {
 			t.Fatalf("round trip changed the envelope: %v", err)
 		}
 	})
+}
+
+// TestDecodeRefusesInvalidUTF8 checks proto3's UTF-8 rule on the fast
+// decoding path, for a report (checked by hand) and a hello (checked by
+// reflection). proto.Marshal refuses such strings, so the payloads are
+// built field by field.
+func TestDecodeRefusesInvalidUTF8(t *testing.T) {
+	str := func(b []byte, num protowire.Number, v string) []byte {
+		return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v)
+	}
+	msg := func(b []byte, num protowire.Number, m []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), m)
+	}
+	envelope := func(field protowire.Number, body []byte) []byte {
+		return msg(str(nil, 1, "truck-042"), field, body)
+	}
+	report := msg(nil, 10, str(nil, 1, "/d\xffata"))
+	hello := msg(nil, 10, str(str(nil, 1, "zone"), 2, "eu\xfe"))
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+	}{
+		{"report disk mount", envelope(11, report)},
+		{"hello label value", envelope(10, hello)},
+		{"report in a batch", envelope(14, msg(nil, 1, envelope(11, report)))},
+	} {
+		if _, err := Decode(tc.payload); ReasonOf(err) != ReasonMalformed {
+			t.Errorf("Decode(%s) = %v, want %s", tc.name, err, ReasonMalformed)
+		}
+		if err := proto.Unmarshal(tc.payload, new(pb.Envelope)); err == nil {
+			t.Errorf("proto.Unmarshal(%s) accepted it: the test payload is wrong", tc.name)
+		}
+	}
+	// The same shapes with valid strings decode.
+	if _, err := Decode(envelope(11, msg(nil, 10, str(nil, 1, "/data")))); err != nil {
+		t.Fatalf("Decode(valid) = %v", err)
+	}
 }
