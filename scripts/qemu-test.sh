@@ -17,6 +17,20 @@ if ! command -v "$qemu" >/dev/null; then
   echo "qemu-test: SKIP $arch: $qemu not found (apt-get install qemu-user-static)"
   exit 0
 fi
+# Tests that start child processes re-execute their own (ARM) binary: the
+# kernel runs it only through a binfmt_misc registration of qemu. Enable
+# it when we may (root); otherwise those tests fail with "exec format error".
+binfmt=qemu-${goarch/arm64/aarch64}
+if [ ! -e "/proc/sys/fs/binfmt_misc/$binfmt" ]; then
+  if [ "$(id -u)" = 0 ] && command -v update-binfmts >/dev/null; then
+    [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+    update-binfmts --enable "$binfmt" >/dev/null 2>&1 || true
+  fi
+  if [ ! -e "/proc/sys/fs/binfmt_misc/$binfmt" ]; then
+    echo "qemu-test: binfmt_misc has no $binfmt entry and cannot be enabled here:" \
+      "tests that start child processes will fail (run as root with binfmt-support)" >&2
+  fi
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 failed=0
