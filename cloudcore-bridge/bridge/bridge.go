@@ -103,9 +103,13 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	}()
 
 	m := metrics.New()
+	// Nodes are acknowledged from what each registry flush committed; the
+	// first flush runs after in is set.
+	var in *ingest.Ingester
 	reg, err := registry.Open(registry.Config{
 		DB: db, Logger: cfg.Logger, Clock: cfg.Clock, FlushInterval: cfg.FlushInterval,
 		ObserveFlush: func(d time.Duration) { m.RegistryFlush.Observe(d.Seconds()) },
+		Durable:      func(ds []registry.Durable) { in.Acknowledge(ds) },
 	})
 	if err != nil {
 		return err
@@ -118,7 +122,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	}
 
 	var ep endpoint.Endpoint
-	in := ingest.New(ingest.Config{
+	in = ingest.New(ingest.Config{
 		Registry:  reg,
 		Publisher: publishFunc(func(topic string, p []byte) error { return ep.Publish(topic, p) }),
 		Metrics:   m,

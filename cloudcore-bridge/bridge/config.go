@@ -38,7 +38,10 @@ type Config struct {
 	// HTTPTLS, when set, serves the API over TLS.
 	HTTPTLS *tls.Config
 
-	// FlushInterval is the registry's write-behind interval (200 ms when 0).
+	// FlushInterval is the registry's write-behind interval
+	// (registry.DefaultFlushInterval, 100 ms, when 0). Nodes are
+	// acknowledged after each flush, so it is also the longest an applied
+	// message waits for its ack, and what agents' ack timeouts build on.
 	FlushInterval time.Duration
 
 	Logger *slog.Logger
@@ -197,7 +200,7 @@ func (c Config) Validate() error {
 		bad("http.token", "%d characters is too short to guess-proof; use at least 16 (e.g. `openssl rand -hex 32`)", len(c.HTTPToken))
 	}
 	if c.FlushInterval < 10*time.Millisecond || c.FlushInterval > 10*time.Second {
-		bad("registry.flushInterval", "%v is out of range; want 10ms to 10s (200ms is a good start)", c.FlushInterval)
+		bad("registry.flushInterval", "%v is out of range; want 10ms to 10s (100ms is a good start: every ack waits for a flush)", c.FlushInterval)
 	}
 	return errors.Join(errs...)
 }

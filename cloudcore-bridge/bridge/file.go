@@ -41,7 +41,7 @@ const (
 //	  listen: 127.0.0.1:8080
 //	  tokenFile: /etc/skyedge/api-token
 //	registry:
-//	  flushInterval: 200ms
+//	  flushInterval: 100ms          # nodes are acknowledged after each flush
 //	log:
 //	  level: info                   # debug, info, warn, error
 //	  format: text                  # text, json

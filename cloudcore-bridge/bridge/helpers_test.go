@@ -184,7 +184,7 @@ func connect(t testing.TB, broker, id string, tlsCfg *tls.Config, opts ...simOpt
 
 func dial(t testing.TB, broker, id string, tlsCfg *tls.Config, opts ...simOption) (*sim, error) {
 	t.Helper()
-	s := &sim{id: id, down: make(chan *pb.Envelope, 16), connectedAt: time.Now().UnixMilli()}
+	s := &sim{id: id, down: make(chan *pb.Envelope, 256), connectedAt: time.Now().UnixMilli()}
 	will, err := proto.Marshal(&pb.Envelope{NodeId: id, SentAtMs: s.connectedAt, Body: &pb.Envelope_Goodbye{Goodbye: &pb.Goodbye{Reason: pb.Goodbye_REASON_LOST}}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 // Package loadgen is a lean MQTT 3.1.1 publisher for benchmarks. It opens
 // many connections, each as its own node (with its own TLS client
-// certificate), and publishes pre-encoded QoS 1 messages with a window of
-// unacknowledged PUBLISHes per connection, counting PUBACKs. It does only
-// that, with hand-rolled packets, so that the client spends as little CPU
-// as possible and the figures measure the broker.
+// certificate), and publishes pre-encoded QoS 1 messages (optionally each
+// with a numbered prefix, so that a receiver that drops duplicates sees
+// every message as new) with a window of unacknowledged PUBLISHes per
+// connection, counting PUBACKs. It does only that, with hand-rolled
+// packets, so that the client spends as little CPU as possible and the
+// figures measure the broker.
 package loadgen
 
 import (
@@ -38,6 +40,12 @@ type Config struct {
 	// once and sent over and over.
 	Topic   func(node string) string
 	Payload func(node string) ([]byte, error)
+	// Prefix, when set, makes every message distinct: the n-th message a
+	// node sends (n counts from 1 over the pool's life, across Publish
+	// calls) is Prefix(node, n, dst) followed by the payload, where dst is
+	// a buffer to append to. Protobuf fields may come in any order, so a
+	// prefix can number protobuf messages without encoding each one.
+	Prefix func(node string, n uint64, dst []byte) []byte
 	// DialTimeout bounds connecting, the TLS handshake and the CONNACK
 	// (10 s when 0).
 	DialTimeout time.Duration
@@ -71,6 +79,15 @@ type conn struct {
 	w     *bufio.Writer
 	pkt   []byte
 	idOff int
+
+	// With Config.Prefix: the parts of every PUBLISH and the number of
+	// messages sent.
+	prefix  func(node string, n uint64, dst []byte) []byte
+	topic   []byte // length-prefixed topic name
+	payload []byte
+	head    []byte // scratch: fixed header, topic, packet ID
+	pre     []byte // scratch: the prefix
+	sent    uint64
 }
 
 // Dial connects every node (CONNECT, CONNACK), a few at a time.
@@ -130,6 +147,9 @@ func (p *Pool) dial(ctx context.Context, node string) (*conn, error) {
 	}
 	c := &conn{node: node, c: nc, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 32<<10)}
 	c.pkt, c.idOff = publishPacket(p.cfg.Topic(node), payload)
+	if p.cfg.Prefix != nil {
+		c.prefix, c.topic, c.payload = p.cfg.Prefix, appendString(nil, p.cfg.Topic(node)), payload
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
@@ -226,8 +246,7 @@ func (c *conn) publish(ctx context.Context, n, window int) (int, error) {
 			}
 		}
 		id = id%65535 + 1
-		c.pkt[c.idOff], c.pkt[c.idOff+1] = byte(id>>8), byte(id)
-		if _, err := c.w.Write(c.pkt); err != nil {
+		if err := c.writePublish(uint16(id)); err != nil {
 			return c.wait(readDone, &acked, fmt.Errorf("%s: write: %w", c.node, err))
 		}
 	}
@@ -235,6 +254,25 @@ func (c *conn) publish(ctx context.Context, n, window int) (int, error) {
 		return c.wait(readDone, &acked, fmt.Errorf("%s: write: %w", c.node, err))
 	}
 	return c.wait(readDone, &acked, nil)
+}
+
+// writePublish buffers the next PUBLISH with packet ID id.
+func (c *conn) writePublish(id uint16) error {
+	if c.prefix == nil {
+		c.pkt[c.idOff], c.pkt[c.idOff+1] = byte(id>>8), byte(id)
+		_, err := c.w.Write(c.pkt)
+		return err
+	}
+	c.sent++
+	c.pre = c.prefix(c.node, c.sent, c.pre[:0])
+	c.head = appendLength(append(c.head[:0], typePublish<<4|0x02), len(c.topic)+2+len(c.pre)+len(c.payload))
+	c.head = append(append(c.head, c.topic...), byte(id>>8), byte(id))
+	for _, b := range [][]byte{c.head, c.pre, c.payload} {
+		if _, err := c.w.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // wait waits for the reader to finish and returns the acknowledged count

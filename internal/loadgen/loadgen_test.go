@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,7 @@ func (r *recorder) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 }
 
 // broker starts mochi on a free port, with TLS when tc is not nil.
-func broker(t *testing.T, hook *recorder, tc *tls.Config) string {
+func broker(t *testing.T, hook mqtt.Hook, tc *tls.Config) string {
 	t.Helper()
 	srv := mqtt.New(&mqtt.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(hook, nil); err != nil {
@@ -230,6 +231,75 @@ func TestPackets(t *testing.T) {
 		typ, body, err := readPacket(bufio.NewReader(bytes.NewReader(b)), nil)
 		if err != nil || typ != typePublish || len(body) != n {
 			t.Errorf("length %d: readPacket = type %d, %d bytes, %v", n, typ, len(body), err)
+		}
+	}
+}
+
+// numbered records, per client, the numbers its messages carry in front
+// of the fixed payload.
+type numbered struct {
+	mqtt.HookBase
+	mu   sync.Mutex
+	nums map[string][]uint64
+	bad  atomic.Int64
+}
+
+func (r *numbered) ID() string { return "numbered" }
+
+func (r *numbered) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish
+}
+
+func (r *numbered) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+func (r *numbered) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
+
+func (r *numbered) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	num, rest, ok := strings.Cut(string(pk.Payload), ":")
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || !ok || rest != "payload of "+cl.ID || pk.TopicName != "t/"+cl.ID {
+		r.bad.Add(1)
+		return pk, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nums[cl.ID] = append(r.nums[cl.ID], n)
+	return pk, nil
+}
+
+func TestPrefixNumbersMessages(t *testing.T) {
+	hook := &numbered{nums: map[string][]uint64{}}
+	cfg := config(broker(t, hook, nil), 3, 8)
+	cfg.Prefix = func(_ string, n uint64, dst []byte) []byte {
+		// Long prefixes now and then move the remaining length across
+		// its one-byte encoding (127).
+		if n%50 == 0 {
+			dst = append(dst, strings.Repeat("0", 200)...)
+		}
+		return append(strconv.AppendUint(dst, n, 10), ':')
+	}
+	p, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, total := range []int{300, 150} {
+		if res, err := p.Publish(context.Background(), total); err != nil || res.Acked != total {
+			t.Fatalf("Publish(%d) = %+v, %v", total, res, err)
+		}
+	}
+	if got := hook.bad.Load(); got != 0 {
+		t.Errorf("%d messages did not carry prefix and payload", got)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	for i := range 3 {
+		node := NodeID(i)
+		var want []uint64
+		for n := range uint64(150) {
+			want = append(want, n+1)
+		}
+		if got := hook.nums[node]; !slices.Equal(got, want) {
+			t.Errorf("numbers of %s = %v, want 1..150 in order over both runs", node, got)
 		}
 	}
 }

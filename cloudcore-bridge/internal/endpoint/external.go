@@ -140,7 +140,11 @@ func NewExternal(cfg ExternalConfig) (*External, error) {
 		// agent's outbox until the bridge acknowledges it; a persistent
 		// session would only duplicate that across replicas.
 		SetCleanSession(true).
-		SetOrderMatters(false).
+		// onMessage never blocks (it only queues), so paho may call it in
+		// order on its own goroutine. With OrderMatters(false) paho would
+		// start a goroutine per message and a node's hello, reports and
+		// last will could reach its worker queue in any order.
+		SetOrderMatters(true).
 		// A message is acknowledged to the broker once applied (or
 		// rejected), not when it is queued.
 		SetAutoAckDisabled(true).
@@ -253,7 +257,8 @@ func (x *External) wait(ctx context.Context, tok paho.Token) error {
 	}
 }
 
-// onMessage runs on paho's goroutines: it only queues the message.
+// onMessage runs on paho's router goroutine, in the order the broker
+// delivered the messages: it only queues the message, never blocking.
 func (x *External) onMessage(_ paho.Client, m paho.Message) {
 	node := topicNode(m.Topic())
 	q := x.queues[maphash.String(x.seed, node)%uint64(len(x.queues))]

@@ -46,27 +46,44 @@ func (in *Ingester) apply(t protocol.Topic, env *pb.Envelope, now time.Time) err
 			}
 		}
 		online := false
+		dups := 0
+		applied := make([]bool, len(envs))
 		in.reg.Update(node, func(n *registry.Node) {
 			online = seen(n, now)
-			for _, e := range envs {
-				applyDurable(n, e, now)
+			dups = 0
+			for i, e := range envs {
+				applied[i] = applySequenced(n, e, now)
+				if !applied[i] {
+					dups++
+				}
 			}
 		})
 		if online {
 			in.cameOnline(node)
 		}
-		for _, e := range envs {
-			in.observeLatency(e, now)
+		if dups > 0 {
+			in.m.Duplicates.Add(float64(dups))
+		}
+		for i, e := range envs {
+			if applied[i] {
+				in.observeLatency(e, now)
+			}
 		}
 		return nil
 	default:
-		online := false
+		online, applied := false, false
 		in.reg.Update(node, func(n *registry.Node) {
 			online = seen(n, now)
-			applyDurable(n, env, now)
+			applied = applySequenced(n, env, now)
 		})
 		if online {
 			in.cameOnline(node)
+		}
+		if !applied {
+			// A resend of something applied: acknowledged again at the
+			// next flush, not applied, and not a latency sample.
+			in.m.Duplicates.Inc()
+			return nil
 		}
 	}
 	in.observeLatency(env, now)
@@ -83,6 +100,7 @@ func (in *Ingester) observeLatency(env *pb.Envelope, now time.Time) {
 
 func (in *Ingester) hello(node string, env *pb.Envelope, h *pb.Hello, now time.Time) {
 	var wasOnline, restarted, isNew bool
+	var change outboxChange
 	in.reg.Update(node, func(n *registry.Node) {
 		isNew = n.Counters.Messages == 0 && n.AgentVersion == ""
 		restarted = n.BootEpoch != 0 && n.BootEpoch != env.GetBootEpoch()
@@ -105,6 +123,9 @@ func (in *Ingester) hello(node string, env *pb.Envelope, h *pb.Hello, now time.T
 			n.Labels = maps.Clone(h.GetLabels())
 		}
 		n.SetFacts(h)
+		change = bindOutbox(n, h)
+		// The Welcome waits for the flush that makes its watermark durable.
+		n.RequestWelcome()
 	})
 	if !wasOnline {
 		in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
@@ -115,35 +136,9 @@ func (in *Ingester) hello(node string, env *pb.Envelope, h *pb.Hello, now time.T
 	case restarted:
 		in.log.Info("node restarted", "node", node, "boot_epoch", env.GetBootEpoch(), "agent_version", h.GetAgentVersion())
 	}
-	in.welcome(node, now)
+	change.log(in.log, node, h)
 }
 
-// welcome answers a hello on the node's down/ack topic.
-func (in *Ingester) welcome(node string, now time.Time) {
-	if in.pub == nil {
-		return
-	}
-	b, err := protocol.Marshal(&pb.Envelope{
-		NodeId:     node,
-		SentAtMs:   now.UnixMilli(),
-		Capability: protocol.CapabilityVersion,
-		Body: &pb.Envelope_Welcome{Welcome: &pb.Welcome{
-			// Watermarks come with the acknowledged outbox; until then the
-			// agent resends from the start of its outbox.
-			Watermark:    0,
-			ServerTimeMs: now.UnixMilli(),
-			Capability:   protocol.CapabilityVersion,
-		}},
-	})
-	if err == nil {
-		err = in.pub.Publish(protocol.DownTopic(node, protocol.StreamAck), b)
-	}
-	if err != nil && in.once.Allow(node+"\x00welcome", now) {
-		in.log.Warn("cannot send welcome to node", "node", node, "error", err)
-	}
-}
-
-// durable reports whether env's body may travel in a batch.
 // seen records a message from n. A message proves the node is connected:
 // through an external broker the bridge learns of connections only from
 // messages, and may have missed the hello while it was itself away.
@@ -165,12 +160,27 @@ func (in *Ingester) cameOnline(node string) {
 	in.log.Info("node online without a hello (the bridge missed it)", "node", node)
 }
 
+// durable reports whether env's body is a durable message, the only kind
+// that may travel in a batch.
 func durable(env *pb.Envelope) bool {
 	switch env.GetBody().(type) {
 	case *pb.Envelope_Report, *pb.Envelope_Summary, *pb.Envelope_Event, *pb.Envelope_Gap:
 		return true
 	}
 	return false
+}
+
+// applySequenced applies durable env to n unless its sequence number is
+// already in n's applied set, and reports whether it applied it. Call it
+// inside Update.
+func applySequenced(n *registry.Node, env *pb.Envelope, now time.Time) bool {
+	if !n.MarkApplied(env.GetSeq()) {
+		n.Counters.Duplicates++
+		return false
+	}
+	n.Counters.Applied++
+	applyDurable(n, env, now)
+	return true
 }
 
 // applyDurable applies a report, summary, event or gap to n.
@@ -185,6 +195,8 @@ func applyDurable(n *registry.Node, env *pb.Envelope, now time.Time) {
 		setReport(n, protocol.ExpandReport(body.Report, n.Statics(), env.GetSentAtMs()), at)
 	case *pb.Envelope_Summary:
 		s := body.Summary
+		// The reports the summary replaces will never arrive.
+		settle(n, s.GetCovers())
 		if s.GetLast() != nil {
 			end := at
 			if ms := s.GetWindowEndMs(); ms > 0 {
@@ -206,6 +218,8 @@ func applyDurable(n *registry.Node, env *pb.Envelope, now time.Time) {
 		g := body.Gap
 		n.Counters.Gaps++
 		n.Counters.Dropped += g.GetDropped()
+		// Nor will the messages the node dropped.
+		settle(n, g.GetSeqs())
 		addEvent(n, registry.Event{
 			At:       at,
 			Severity: "warning",
@@ -217,6 +231,13 @@ func applyDurable(n *registry.Node, env *pb.Envelope, now time.Time) {
 				"dropped": fmt.Sprint(g.GetDropped()),
 			},
 		})
+	}
+}
+
+// settle adds sequence ranges that will never arrive to n's applied set.
+func settle(n *registry.Node, rs []*pb.SeqRange) {
+	for _, r := range rs {
+		n.Settle(r.GetFirst(), r.GetLast())
 	}
 }
 

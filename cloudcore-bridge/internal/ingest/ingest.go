@@ -3,6 +3,15 @@
 // checks that the node speaks for itself, applies the body (hello, report,
 // summary, event, gap, batch, goodbye) and answers a hello with a Welcome.
 //
+// Durable messages (reports, summaries, events, gaps, alone or in a
+// batch) with a sequence number are applied exactly once: the node's
+// applied set in the registry drops a sequence number it already holds (a
+// duplicate is counted and acknowledged again, not applied). Gaps and
+// summaries settle the sequence numbers they say will never arrive. Nodes
+// are acknowledged by Acknowledge, after the registry flush that wrote
+// their applied sets: one Ack per node per flush, and the Welcome that
+// answers a hello, whose watermark must be durable too.
+//
 // A bad message is rejected with a reason, counted in
 // skyedge_bridge_rejected_total and in the node's record, and logged once
 // per node and reason per hour; the node's connection and every other

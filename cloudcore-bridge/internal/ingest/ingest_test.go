@@ -66,7 +66,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	f := &fixture{pub: &published{}, m: metrics.New(), clk: clock.NewFake(t0), log: &bytes.Buffer{}}
-	f.reg, err = registry.Open(registry.Config{DB: db, Clock: f.clk})
+	f.reg, err = registry.Open(registry.Config{DB: db, Clock: f.clk,
+		Durable: func(ds []registry.Durable) { f.in.Acknowledge(ds) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +165,16 @@ func TestHelloRegistersAndWelcomes(t *testing.T) {
 		t.Errorf("connected_nodes = %v, want 1", got)
 	}
 
+	// The Welcome waits for the flush that makes its watermark durable.
+	if msgs := f.pub.get(protocol.DownTopic("truck-7", protocol.StreamAck)); len(msgs) != 0 {
+		t.Fatalf("messages on down/ack before a flush = %d, want 0", len(msgs))
+	}
+	if err := f.reg.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	msgs := f.pub.get(protocol.DownTopic("truck-7", protocol.StreamAck))
 	if len(msgs) != 1 {
-		t.Fatalf("welcome messages on down/ack = %d, want 1", len(msgs))
+		t.Fatalf("welcome messages on down/ack after a flush = %d, want 1", len(msgs))
 	}
 	env, err := protocol.Decode(msgs[0])
 	if err != nil {
@@ -250,7 +258,7 @@ func TestEventsAndGaps(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := f.node(t, "n1")
-	wantCounters := registry.Counters{Messages: 11, Events: 10, Gaps: 1, Dropped: 42}
+	wantCounters := registry.Counters{Messages: 11, Applied: 11, Events: 10, Gaps: 1, Dropped: 42}
 	if diff := cmp.Diff(wantCounters, n.Counters); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}

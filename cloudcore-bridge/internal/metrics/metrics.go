@@ -31,6 +31,11 @@ type Metrics struct {
 	HandleSeconds prometheus.Histogram
 	// RegistryFlush is the duration of one write-behind flush to the store.
 	RegistryFlush prometheus.Histogram
+	// Duplicates counts durable messages dropped because the node's
+	// applied set already held their sequence number.
+	Duplicates prometheus.Counter
+	// AcksSent counts Acks published to nodes after a flush.
+	AcksSent prometheus.Counter
 	// HandshakeFailures counts TLS handshakes that failed on the MQTT
 	// listener (unknown CA, no client certificate, plaintext, timeout).
 	HandshakeFailures prometheus.Counter
@@ -68,6 +73,14 @@ func New() *Metrics {
 			Help:    "Duration of one write-behind flush of the node registry to the store.",
 			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10), // 100 µs .. 26 s
 		}),
+		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_duplicates_total",
+			Help: "Durable messages from nodes dropped as duplicates of ones already applied (acknowledged again, not applied).",
+		}),
+		AcksSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_acks_sent_total",
+			Help: "Acks published to nodes once the messages they cover were written to the store.",
+		}),
 		HandshakeFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skyedge_bridge_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed on the MQTT listener.",
@@ -75,7 +88,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.ConnectedNodes, m.Messages, m.Rejected, m.IngestLatency, m.HandleSeconds,
-		m.RegistryFlush, m.HandshakeFailures,
+		m.RegistryFlush, m.Duplicates, m.AcksSent, m.HandshakeFailures,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

@@ -38,11 +38,14 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 }
 
-// Flush writes every dirty record now. On failure the records stay dirty.
+// Flush writes every dirty record now, then hands the applied sets it
+// made durable to Config.Durable. On failure the records stay dirty and
+// what the nodes are owed stays owed.
 func (r *Registry) Flush() error {
 	start := time.Now()
 	var ids []string
 	var recs []Node
+	var owed []Durable
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
@@ -51,6 +54,10 @@ func (r *Registry) Flush() error {
 			n.materialize()
 			ids = append(ids, id)
 			recs = append(recs, *n)
+			if a := &n.applied; a.ackDue || a.welcomeDue {
+				owed = append(owed, Durable{Node: id, Applied: n.Applied, Ack: a.ackDue, Welcome: a.welcomeDue})
+				a.ackDue, a.welcomeDue = false, false
+			}
 		}
 		clear(s.dirty)
 		s.mu.Unlock()
@@ -59,11 +66,14 @@ func (r *Registry) Flush() error {
 		return nil
 	}
 	if err := r.write(recs); err != nil {
-		r.remark(ids)
+		r.remark(ids, owed)
 		return err
 	}
 	if r.observe != nil {
 		r.observe(time.Since(start))
+	}
+	if r.durable != nil && len(owed) > 0 {
+		r.durable(owed)
 	}
 	return nil
 }
@@ -86,11 +96,22 @@ func (r *Registry) write(recs []Node) error {
 	return nil
 }
 
-func (r *Registry) remark(ids []string) {
+// remark marks ids dirty again after a failed write, and owed as still
+// owed.
+func (r *Registry) remark(ids []string, owed []Durable) {
 	for _, id := range ids {
 		s := r.shard(id)
 		s.mu.Lock()
 		s.dirty[id] = struct{}{}
+		s.mu.Unlock()
+	}
+	for _, d := range owed {
+		s := r.shard(d.Node)
+		s.mu.Lock()
+		if n := s.nodes[d.Node]; n != nil {
+			n.applied.ackDue = n.applied.ackDue || d.Ack
+			n.applied.welcomeDue = n.applied.welcomeDue || d.Welcome
+		}
 		s.mu.Unlock()
 	}
 }
@@ -113,6 +134,9 @@ func (r *Registry) load() error {
 			}
 			id := string(item.Key()[len(keyPrefix):])
 			n.ID = id
+			if len(n.Applied.Ranges) == 0 {
+				n.Applied.Ranges = nil
+			}
 			r.shard(id).nodes[id] = n
 			if n.Online {
 				r.online.Add(1)

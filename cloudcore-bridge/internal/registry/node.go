@@ -36,7 +36,7 @@ type Node struct {
 	// time of that connection's last will: a will stamped earlier belongs
 	// to an older connection.
 	HelloAt time.Time `json:"helloAt,omitzero"`
-	Facts     Facts  `json:"facts"`
+	Facts   Facts     `json:"facts"`
 
 	// LastReport is the newest report (see SetReport). Inside an Update
 	// it may not be converted yet: test LastReportAt for "has a report".
@@ -51,6 +51,13 @@ type Node struct {
 	// RecentEvents are the last MaxRecentEvents events and gaps, oldest
 	// first.
 	RecentEvents []Event `json:"recentEvents,omitempty"`
+
+	// Applied is the set of durable messages applied (see MarkApplied).
+	// Inside an Update it may lag behind the live set; it is brought up to
+	// date when the record is read or written.
+	Applied Applied `json:"applied"`
+	// applied is the live applied set and what the node is owed.
+	applied appliedState
 
 	Counters Counters `json:"counters"`
 }
@@ -88,8 +95,15 @@ type DiskSize struct {
 // Counters count what the bridge received from a node since it first
 // appeared.
 type Counters struct {
-	// Messages is the number of MQTT messages applied.
+	// Messages is the number of MQTT messages accepted, including those
+	// whose durable content turned out to be a duplicate.
 	Messages uint64 `json:"messages"`
+	// Applied is the number of durable messages (reports, summaries,
+	// events, gaps, alone or in batches) applied to the record, and
+	// Duplicates those dropped because their sequence number was already
+	// applied.
+	Applied    uint64 `json:"applied"`
+	Duplicates uint64 `json:"duplicates"`
 	// Rejects is the number of messages, subscriptions and connections
 	// refused.
 	Rejects uint64 `json:"rejects"`

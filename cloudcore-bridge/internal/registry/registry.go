@@ -2,11 +2,19 @@
 // every node, kept in memory and written behind to Badger.
 //
 // Memory is authoritative for reads. An update changes the in-memory
-// record and marks the node dirty; every flush interval (200 ms by
+// record and marks the node dirty; every flush interval (100 ms by
 // default) the dirty records are written in one Badger WriteBatch, so a
 // node that reports many times between flushes costs one write. The
 // records are loaded at start and flushed a last time at shutdown, so the
-// registry survives a restart; a crash loses at most one interval.
+// registry survives a restart; a crash loses at most one interval, which
+// has not been acknowledged yet, so the nodes send it again.
+//
+// Each record carries the node's applied set (see Applied): the sequence
+// numbers of the durable messages the bridge has applied, written in the
+// same value as the rest of the record, so the set never claims more than
+// the record holds. A node is acknowledged only from what a flush has
+// committed: after each flush, Config.Durable receives the nodes whose set
+// changed (and those waiting for a Welcome), with the set as written.
 //
 // The map is split into shards, each with its own lock and dirty set, so
 // that ingest on many connections does not serialise on one mutex.
@@ -26,8 +34,12 @@ import (
 	"github.com/skyedge/skyedge/internal/clock"
 )
 
-// DefaultFlushInterval is how often dirty records are written.
-const DefaultFlushInterval = 200 * time.Millisecond
+// DefaultFlushInterval is how often dirty records are written. It is also
+// how long a node waits, at most, between the bridge applying a durable
+// message and the write that lets the bridge acknowledge it: an ack
+// follows its message within one interval plus the write (a few ms) and
+// the network. Agents' ack timeouts build on it.
+const DefaultFlushInterval = 100 * time.Millisecond
 
 const numShards = 64
 
@@ -43,6 +55,11 @@ type Config struct {
 	// ObserveFlush, when set, receives the duration of every flush that
 	// wrote something.
 	ObserveFlush func(time.Duration)
+	// Durable, when set, is called after every flush that committed an
+	// applied set a node is owed an Ack or a Welcome for, with those
+	// nodes, from the flushing goroutine. It must not call back into the
+	// registry's Flush.
+	Durable func([]Durable)
 }
 
 // Registry is the Badger-backed node registry. It is safe for concurrent
@@ -53,6 +70,7 @@ type Registry struct {
 	clk     clock.Clock
 	every   time.Duration
 	observe func(time.Duration)
+	durable func([]Durable)
 	seed    maphash.Seed
 	online  atomic.Int64
 	shards  [numShards]shard
@@ -81,6 +99,7 @@ func Open(cfg Config) (*Registry, error) {
 		clk:     cfg.Clock,
 		every:   cfg.FlushInterval,
 		observe: cfg.ObserveFlush,
+		durable: cfg.Durable,
 		seed:    maphash.MakeSeed(),
 	}
 	for i := range r.shards {

@@ -64,9 +64,10 @@ func (n *Node) Statics() *pb.Hello {
 	return n.statics
 }
 
-// materialize converts a pending report. Call it with the record's lock
-// held, before the record is copied out.
+// materialize converts a pending report and brings Applied up to date.
+// Call it with the record's lock held, before the record is copied out.
 func (n *Node) materialize() {
+	n.materializeApplied()
 	if n.pendingReport != nil {
 		n.LastReport = reportFromProto(n.pendingReport)
 		n.pendingReport = nil
