@@ -310,7 +310,7 @@ func TestExternalAcks(t *testing.T) {
 	p := newPKI(t)
 	m := startMosquitto(t, p)
 	b := start(t, externalConfig(t, p, m, "bridge-a"))
-	node := connect(t, "tls://"+m.addr, "ship-1", p.clientTLS(t, "ship-1"))
+	node := connect(t, "tls://"+m.Addr, "ship-1", p.clientTLS(t, "ship-1"))
 	node.send(t, outboxHello("ship-1", "ob-1", 0, 0, 0))
 	node.awaitWelcome(t)
 	for seq := range uint64(10) {

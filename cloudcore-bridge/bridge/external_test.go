@@ -1,167 +1,41 @@
 package bridge
 
 import (
-	"bytes"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"github.com/skyedge/skyedge/internal/pki"
+	"github.com/skyedge/skyedge/internal/testutil/mosquitto"
 	"github.com/skyedge/skyedge/protocol"
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
 )
 
-// mosquittoACL lets every node write its own up topics and read its own
-// down topics (%u is the certificate's common name, through
-// use_identity_as_username), and the bridge (common name "bridge") read
-// every up topic and write every down topic.
-//
-// Mosquitto 2 grants a SUBSCRIBE to $share/{group}/{filter} whatever the
-// ACL says, and applies "read" rules to each message it delivers, by the
-// message's own topic (no $share prefix). So "topic read
-// skyedge/v1/n/+/up/#" is what lets the shared subscription receive
-// anything; without it the bridge's subscription succeeds and stays
-// silent, and nodes subscribing to other nodes' topics receive nothing.
-const mosquittoACL = `pattern write skyedge/v1/n/%u/up/#
-pattern read skyedge/v1/n/%u/down/#
-
-user bridge
-topic read skyedge/v1/n/+/up/#
-topic write skyedge/v1/n/+/down/#
-`
-
-// mosquitto is a Mosquitto 2 broker started for one test.
-type mosquitto struct {
-	addr, bin, conf string
-	cmd             *exec.Cmd
-	exited          chan struct{}
-	mu              sync.Mutex
-	log             bytes.Buffer
-}
-
-// start runs the broker and waits until it accepts connections.
-func (m *mosquitto) start(t *testing.T) {
+// startMosquitto runs a Mosquitto 2 broker with mutual TLS from p on a
+// free port, with the bridge (certificate "bridge") allowed every node's
+// topics, or skips the test when the program is missing (fails under
+// CI=true).
+func startMosquitto(t *testing.T, p *fleetPKI) *mosquitto.Broker {
 	t.Helper()
-	cmd := exec.Command(m.bin, "-c", m.conf)
-	cmd.Stdout, cmd.Stderr = m, m
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start mosquitto: %v", err)
-	}
-	exited := make(chan struct{})
-	m.cmd, m.exited = cmd, exited
-	go func() { cmd.Wait(); close(exited) }()
-	eventually(t, 10*time.Second, func() string {
-		select {
-		case <-exited:
-			t.Fatalf("mosquitto exited:\n%s", m.logs())
-		default:
-		}
-		c, err := net.Dial("tcp", m.addr)
-		if err != nil {
-			return "mosquitto does not accept connections: " + err.Error()
-		}
-		c.Close()
-		return ""
-	})
-}
-
-// stop kills the broker (the process this test started) and waits for it.
-func (m *mosquitto) stop() {
-	m.cmd.Process.Kill()
-	<-m.exited
-}
-
-func (m *mosquitto) Write(p []byte) (int, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.log.Write(p)
-}
-
-func (m *mosquitto) logs() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.log.String()
-}
-
-// startMosquitto runs mosquitto with mutual TLS from p on a free port, or
-// skips the test when the program is missing (fails under CI=true).
-func startMosquitto(t *testing.T, p *fleetPKI) *mosquitto {
-	t.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mosquitto not found (required under CI=true): %v", err)
-		}
-		t.Skipf("mosquitto not found on PATH; install mosquitto 2 to run the external-broker tests: %v", err)
-	}
+	mosquitto.Require(t)
 	dir := t.TempDir()
 	cert, key, err := p.ca.IssueFiles(dir, pki.Options{Name: "broker", Server: true, Hosts: []string{"localhost", "127.0.0.1"}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	acl := filepath.Join(dir, "acl")
-	if err := os.WriteFile(acl, []byte(mosquittoACL), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// Run as root, mosquitto drops privileges to "mosquitto", who cannot
-	// read the test's private files: stay the current user.
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "mosquitto.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`user %s
-listener %d 127.0.0.1
-cafile %s
-certfile %s
-keyfile %s
-require_certificate true
-use_identity_as_username true
-acl_file %s
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-log_type information
-log_type debug
-`, me.Username, port, p.caFile, cert, key, acl)), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &mosquitto{addr: fmt.Sprintf("127.0.0.1:%d", port), bin: bin, conf: conf}
-	m.start(t)
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			t.Logf("mosquitto log:\n%s", m.logs())
-		}
-	})
-	return m
+	return mosquitto.Start(t, mosquitto.Options{CAFile: p.caFile, CertFile: cert, KeyFile: key, BridgeUsers: []string{"bridge"}, Verbose: true})
 }
 
 // externalConfig is a bridge consuming m with the bridge certificate of p.
-func externalConfig(t *testing.T, p *fleetPKI, m *mosquitto, clientID string) Config {
+func externalConfig(t *testing.T, p *fleetPKI, m *mosquitto.Broker, clientID string) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Mode = ModeExternal
 	cfg.External = ExternalConfig{
-		Broker: "tls://" + m.addr, ClientID: clientID, ShareGroup: "skyedge-bridge", KeepAlive: 30 * time.Second,
+		Broker: "tls://" + m.Addr, ClientID: clientID, ShareGroup: "skyedge-bridge", KeepAlive: 30 * time.Second,
 		CertFile: p.cert, KeyFile: p.key, CAFile: p.caFile,
 	}
 	cfg.HTTPAddr = "127.0.0.1:0"
@@ -174,7 +48,7 @@ func TestExternalMosquitto(t *testing.T) {
 	p := newPKI(t)
 	m := startMosquitto(t, p)
 	b := start(t, externalConfig(t, p, m, "bridge-a"))
-	broker := "tls://" + m.addr
+	broker := "tls://" + m.Addr
 
 	truck := connect(t, broker, "truck-1", p.clientTLS(t, "truck-1"))
 	truck.send(t, hello("truck-1", map[string]string{"fleet": "trucks"}))
@@ -233,7 +107,7 @@ func TestExternalMosquitto(t *testing.T) {
 		t.Errorf("truck-1 after evil's forged hello: labels %v online %v, want untouched", n.Labels, n.Online)
 	}
 	eventually(t, 5*time.Second, func() string {
-		if !strings.Contains(m.logs(), "Denied PUBLISH from evil") {
+		if !strings.Contains(m.Log(), "Denied PUBLISH from evil") {
 			return "mosquitto did not log denying evil's publish"
 		}
 		return ""
@@ -247,7 +121,7 @@ func TestExternalSharedSubscriptionSplitsTraffic(t *testing.T) {
 	b := start(t, externalConfig(t, p, m, "bridge-b"))
 
 	const reports = 60
-	node := connect(t, "tls://"+m.addr, "drone-1", p.clientTLS(t, "drone-1"))
+	node := connect(t, "tls://"+m.Addr, "drone-1", p.clientTLS(t, "drone-1"))
 	for i := range reports {
 		node.send(t, report("drone-1", uint32(i+1)))
 	}
@@ -273,21 +147,21 @@ func TestExternalReconnects(t *testing.T) {
 		t.Fatalf("GET /readyz = %d, want 200", got)
 	}
 
-	m.stop()
+	m.Stop(t)
 	eventually(t, 10*time.Second, func() string {
 		if got := ready(); got != 503 {
 			return fmt.Sprintf("GET /readyz with the broker gone = %d, want 503", got)
 		}
 		return ""
 	})
-	m.start(t)
+	m.Start(t)
 	eventually(t, 20*time.Second, func() string {
 		if got := ready(); got != 200 {
 			return fmt.Sprintf("GET /readyz after the broker came back = %d, want 200", got)
 		}
 		return ""
 	})
-	node := connect(t, "tls://"+m.addr, "boat-1", p.clientTLS(t, "boat-1"))
+	node := connect(t, "tls://"+m.Addr, "boat-1", p.clientTLS(t, "boat-1"))
 	node.send(t, hello("boat-1", nil))
 	if w := node.receive(t); w.GetWelcome() == nil {
 		t.Fatalf("after the reconnect the node got %v, want a Welcome", w)

@@ -4,6 +4,13 @@
 // certificate's common name as the user name, and an ACL that confines
 // each node to its own topics while the bridge user reads every node's up
 // topics and writes their down topics.
+//
+// Mosquitto 2 grants a SUBSCRIBE to $share/{group}/{filter} whatever the
+// ACL says, and applies "read" rules to each message it delivers, by the
+// message's own topic (no $share prefix). So "topic read
+// skyedge/v1/n/+/up/#" is what lets a bridge's shared subscription
+// receive anything; without it the subscription succeeds and stays
+// silent, and nodes subscribing to other nodes' topics receive nothing.
 package mosquitto
 
 import (
@@ -39,6 +46,8 @@ type Options struct {
 	// Port to listen on; 0 picks a free one. Restarting a broker on the
 	// same port lets a test cut and restore the cloud side.
 	Port int
+	// Verbose logs at debug level too (refused publishes, for instance).
+	Verbose bool
 }
 
 // Require skips the test when mosquitto is not installed, except under
@@ -91,7 +100,7 @@ log_type warning
 log_type notice
 max_inflight_messages 100
 max_queued_messages 10000
-listener %d 127.0.0.1
+%slistener %d 127.0.0.1
 cafile %s
 certfile %s
 keyfile %s
@@ -99,13 +108,18 @@ require_certificate true
 use_identity_as_username true
 tls_version tlsv1.2
 acl_file %s
-`, me.Username, port, o.CAFile, o.CertFile, o.KeyFile, acl)
+`, me.Username, verbose(o.Verbose), port, o.CAFile, o.CertFile, o.KeyFile, acl)
 	if err := os.WriteFile(conf, []byte(confText), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	b := &Broker{Addr: fmt.Sprintf("127.0.0.1:%d", port), conf: conf, log: &lockedBuffer{}}
 	b.start(t, bin)
-	t.Cleanup(func() { b.Stop(t) })
+	t.Cleanup(func() {
+		b.Stop(t)
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", b.Log())
+		}
+	})
 	return b
 }
 
@@ -133,6 +147,13 @@ func (b *Broker) start(t testing.TB, bin string) {
 	t.Fatalf("mosquitto did not listen on %s in 10s:\n%s", b.Addr, b.log.String())
 }
 
+func verbose(on bool) string {
+	if on {
+		return "log_type information\nlog_type debug\n"
+	}
+	return ""
+}
+
 // Stop stops the broker (SIGTERM, then SIGKILL). Safe to call twice.
 func (b *Broker) Stop(t testing.TB) {
 	if b.cmd == nil || b.cmd.Process == nil {
@@ -156,6 +177,12 @@ func (b *Broker) Stop(t testing.TB) {
 func (b *Broker) Restart(t testing.TB) {
 	t.Helper()
 	b.Stop(t)
+	b.Start(t)
+}
+
+// Start starts a stopped broker again on the same address.
+func (b *Broker) Start(t testing.TB) {
+	t.Helper()
 	b.start(t, b.cmd.Path)
 }
 
