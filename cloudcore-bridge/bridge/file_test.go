@@ -200,3 +200,15 @@ func TestNewRefusesUnauthenticatedPublicAPI(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// TestExampleConfig keeps examples/config/bridge.yaml, which README.md
+// points operators to, loadable and valid.
+func TestExampleConfig(t *testing.T) {
+	f, err := LoadFile("../../examples/config/bridge.yaml")
+	if err != nil {
+		t.Fatalf("LoadFile(example) = %v", err)
+	}
+	if err := f.Validate(); err != nil {
+		t.Fatalf("example config does not validate: %v", err)
+	}
+}
