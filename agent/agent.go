@@ -1,8 +1,13 @@
 // Package agent is the SkyEdge edge agent: the one type that builds and
 // owns every subsystem of the edge binary. Today those are the resource
 // sampler (internal/collect), the MQTT link to the cloud
-// (internal/uplink) and the reporter between them; the durable outbox,
-// the workload runner and OTA join them here.
+// (internal/uplink), the durable outbox (sync/outbox/badgerq) with its
+// drainer (sync/drain), and the reporter that feeds it; the workload
+// runner and OTA join them here.
+//
+// Every report and event goes into the outbox first and is deleted only
+// when the cloud acknowledges applying it, so nothing is lost to a
+// disconnect, a crash or a reboot. README.md holds the design and limits.
 //
 // The agent's configuration comes in two layers: Config, the library
 // configuration built by code (a fleet simulator, tests), and FileConfig,
@@ -28,6 +33,8 @@ import (
 	"github.com/skyedge/skyedge/agent/internal/uplink"
 	"github.com/skyedge/skyedge/protocol"
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
+	"github.com/skyedge/skyedge/sync/drain"
+	"github.com/skyedge/skyedge/sync/outbox"
 )
 
 // Source produces what the agent reports about its node. The host
@@ -41,40 +48,55 @@ type Source interface {
 	Sample(ctx context.Context, now time.Time) (*pb.ResourceReport, error)
 }
 
-// Publisher is the seam between the producers of envelopes (reporter,
-// events) and the link. Today it is the direct MQTT publisher; the
-// durable outbox implements the same interface and the link drains it, so
-// neither producers nor link change.
-type Publisher interface {
-	// Publish sends or stores env. An error wrapping ErrNotConnected means
-	// the envelope was not taken because the link is down.
-	Publish(ctx context.Context, env *pb.Envelope) error
-}
-
-// ErrNotConnected is returned by a Publisher that cannot take an
-// envelope while the link is down.
-var ErrNotConnected = uplink.ErrNotConnected
-
-// Stats are the agent's counters since New.
+// Stats are the agent's counters since New. What the outbox dropped to
+// stay within its quotas, TTLs and disk guard is in Outbox.Classes (every
+// drop is also reported to the cloud in a gap marker).
 type Stats struct {
-	ReportsSent     uint64 // reports acknowledged by the broker
-	ReportsDropped  uint64 // reports lost: link down or publish failed
-	SampleErrors    uint64 // samples that failed
+	ReportsQueued  uint64 // reports appended to the outbox
+	ReportsRefused uint64 // reports the outbox refused (outbox.ErrFull: disk guard)
+	ReportsFailed  uint64 // reports lost to another append error
+	SampleErrors   uint64 // samples that failed
+
+	EventsQueued  uint64 // events appended to the outbox by RecordEvent
+	EventsRefused uint64 // events refused with outbox.ErrFull
+	EventsFailed  uint64 // events invalid or lost to another append error
+
 	Connects        uint64 // connections established
 	ConnectFailures uint64 // connection attempts that failed
 	Disconnects     uint64 // connections lost
 	PublishErrors   uint64 // publishes that failed while connected
-	LastError       string // the most recent error of any kind
+
+	// AcksIgnored counts acks and welcomes that named sequence numbers
+	// the outbox never assigned; WelcomeTimeouts the connections whose
+	// drain resumed without a welcome.
+	AcksIgnored     uint64
+	WelcomeTimeouts uint64
+
+	// Outbox is the outbox's state (pending range and counts, per-class
+	// appends, refusals and drops, disk use); zero before Run.
+	Outbox outbox.State
+	// Drain holds the drainer's counters; zero before Run.
+	Drain drain.Stats
+
+	LastError string // the most recent error of any kind
 }
 
 // Agent is a running edge agent. Create it with New, run it with Run.
 type Agent struct {
 	cfg      Config
+	baseLog  *slog.Logger // with the node, for the subsystems
 	log      *slog.Logger
 	stamper  *stamp.Stamper
 	link     *uplink.Link
 	reporter *reporter
+	session  *session
 	running  atomic.Bool
+
+	// pipe is the outbox and its drainer, set by Run before any
+	// goroutine starts and kept afterwards for Stats.
+	pipe atomic.Pointer[pipe]
+
+	events struct{ queued, refused, failed atomic.Uint64 }
 
 	// sentHello is the Hello most recently handed to the link.
 	sentHello atomic.Pointer[pb.Hello]
@@ -96,9 +118,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{
 		cfg:     cfg,
+		baseLog: log,
 		log:     log.With("component", "agent"),
 		stamper: &stamp.Stamper{NodeID: cfg.NodeID, Clock: cfg.Clock},
 	}
+	a.session = newSession(drainOf{a}, a.outboxState, cfg.Clock, cfg.WelcomeTimeout, log.With("component", "session"))
 	link, err := uplink.New(uplink.Config{
 		NodeID:         cfg.NodeID,
 		Broker:         cfg.Broker,
@@ -108,6 +132,9 @@ func New(cfg Config) (*Agent, error) {
 		Reconnect:      cfg.Reconnect,
 		Stamper:        a.stamper,
 		Hello:          a.hello,
+		OnMessage:      a.session.message,
+		OnConnected:    a.session.connected,
+		OnDisconnected: a.session.disconnected,
 		Logger:         log,
 		Clock:          cfg.Clock,
 	})
@@ -117,7 +144,7 @@ func New(cfg Config) (*Agent, error) {
 	a.link = link
 	a.reporter = &reporter{
 		src:       cfg.Source,
-		pub:       link,
+		publish:   a.publish,
 		stamper:   a.stamper,
 		clock:     cfg.Clock,
 		interval:  cfg.ReportInterval,
@@ -128,8 +155,9 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // Run starts the agent and blocks until ctx is done; cancellation is not
-// an error. Every start increments the boot epoch stored in DataDir. Run
-// may be called once.
+// an error. Every start increments the boot epoch stored in DataDir and
+// opens the outbox in DataDir/outbox; on stop the link says goodbye and
+// the outbox is synced and closed. Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("agent: Run called twice")
@@ -142,15 +170,72 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("boot epoch file was corrupt", "error", corrupt)
 	}
 	a.stamper.BootEpoch = epoch // before any goroutine reads it
+	p, err := a.openOutbox(epoch)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.pipe.Store(p)
+	st := p.q.State()
+	if st.Recovered != "" {
+		// The outbox queued an outbox.corrupt alarm for the cloud.
+		a.log.Error("outbox was unreadable: moved aside and started empty; its unsent messages are lost to the cloud",
+			"moved_to", st.Recovered, "outbox_id", st.ID)
+	}
 	a.log.Info("starting", "version", a.cfg.Version, "boot_epoch", epoch, "broker", a.cfg.Broker,
-		"report_interval", a.cfg.ReportInterval)
+		"report_interval", a.cfg.ReportInterval, "outbox_id", st.ID, "outbox_pending", pending(st),
+		"drain_profile", a.cfg.Drain.Profile.Name)
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.link.Run(ctx) })
-	g.Go(func() error { return a.reporter.Run(ctx) })
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.q.Run(gctx) })
+	g.Go(func() error { return p.d.Run(gctx) })
+	g.Go(func() error { return a.session.Run(gctx) })
+	g.Go(func() error { return a.link.Run(gctx) })
+	g.Go(func() error { return a.reporter.Run(gctx) })
 	err = g.Wait()
-	a.log.Info("stopped")
+	p.closed.Store(true)
+	if cerr := p.q.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("agent: %w", cerr))
+	}
+	a.log.Info("stopped", "outbox_pending", pending(p.q.State()))
 	return err
+}
+
+// pending counts the messages in the outbox.
+func pending(st outbox.State) int64 {
+	var n int64
+	for _, c := range st.Classes {
+		n += c.Count
+	}
+	return n
+}
+
+// drainOf hands the session's calls to the drainer once Run has made it.
+// Before that there is no connection, so nothing calls it.
+type drainOf struct{ a *Agent }
+
+func (d drainOf) Resume(w *pb.Welcome) {
+	if p := d.a.pipe.Load(); p != nil {
+		p.d.Resume(w)
+	}
+}
+
+func (d drainOf) Pause() {
+	if p := d.a.pipe.Load(); p != nil {
+		p.d.Pause()
+	}
+}
+
+func (d drainOf) HandleAck(ack *pb.Ack) {
+	if p := d.a.pipe.Load(); p != nil {
+		p.d.HandleAck(ack)
+	}
+}
+
+func (a *Agent) outboxState() outbox.State {
+	if p := a.pipe.Load(); p != nil {
+		return p.q.State()
+	}
+	return outbox.State{}
 }
 
 // Connected reports whether the link to the cloud is up.
@@ -160,14 +245,24 @@ func (a *Agent) Connected() bool { return a.link.Connected() }
 func (a *Agent) Stats() Stats {
 	ls := a.link.Stats()
 	s := Stats{
-		ReportsSent:     a.reporter.sent.Load(),
-		ReportsDropped:  a.reporter.dropped.Load(),
+		ReportsQueued:   a.reporter.queued.Load(),
+		ReportsRefused:  a.reporter.refused.Load(),
+		ReportsFailed:   a.reporter.failed.Load(),
 		SampleErrors:    a.reporter.sampleErrors.Load(),
+		EventsQueued:    a.events.queued.Load(),
+		EventsRefused:   a.events.refused.Load(),
+		EventsFailed:    a.events.failed.Load(),
 		Connects:        ls.Connects,
 		ConnectFailures: ls.ConnectFailures,
 		Disconnects:     ls.Disconnects,
 		PublishErrors:   ls.PublishErrors,
+		AcksIgnored:     a.session.ignored.Load(),
+		WelcomeTimeouts: a.session.timeouts.Load(),
 		LastError:       ls.LastError,
+	}
+	if p := a.pipe.Load(); p != nil {
+		s.Outbox = p.q.State()
+		s.Drain = p.d.Stats()
 	}
 	if msg, at := a.reporter.lastError(); msg != "" && at.After(ls.LastErrorAt) {
 		s.LastError = msg
@@ -177,14 +272,20 @@ func (a *Agent) Stats() Stats {
 
 // hello builds the body of the hello sent on every connect: the cached
 // facts, the static quantities of the latest sample (which reports then
-// leave out), the labels and the report interval. When the facts cannot
-// be read, it sends what it knows rather than stay offline, and tries
-// again on the next connect.
+// leave out), the labels, the report interval and the outbox's range and
+// ID. When the facts cannot be read, it sends what it knows rather than
+// stay offline, and tries again on the next connect.
 func (a *Agent) hello(ctx context.Context) (*pb.Hello, error) {
 	h := a.cachedFacts(ctx)
 	protocol.SetHelloStatics(h, a.reporter.last.Load())
 	h.Labels = a.cfg.Labels
 	h.ReportIntervalMs = uint32(min(a.cfg.ReportInterval.Milliseconds(), 1<<32-1))
+	// Where resending must start: the cloud answers with its watermark.
+	st := a.outboxState()
+	h.OutboxFirstSeq, h.OutboxLastSeq, h.OutboxId = st.FirstSeq, st.LastSeq, st.ID
+	if st.NextSeq > 0 {
+		h.NextSeq = st.NextSeq - 1
+	}
 	if h.AgentVersion == "" {
 		h.AgentVersion = a.cfg.Version
 	}

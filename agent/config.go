@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +17,9 @@ import (
 	"github.com/skyedge/skyedge/internal/backoff"
 	"github.com/skyedge/skyedge/internal/clock"
 	"github.com/skyedge/skyedge/protocol"
+	"github.com/skyedge/skyedge/sync/drain"
+	"github.com/skyedge/skyedge/sync/outbox"
+	"github.com/skyedge/skyedge/sync/outbox/badgerq"
 )
 
 // Config configures an Agent. Start from DefaultConfig.
@@ -36,8 +41,8 @@ type Config struct {
 	KeepAlive time.Duration
 	// ReportInterval is the time between resource reports.
 	ReportInterval time.Duration
-	// DataDir holds the agent's state: the boot epoch now, the outbox
-	// later. Required.
+	// DataDir holds the agent's state: the boot epoch and the outbox.
+	// Required.
 	DataDir string
 	// Reconnect is the backoff between connection attempts.
 	Reconnect backoff.Policy
@@ -52,13 +57,38 @@ type Config struct {
 	// Source produces facts and samples; nil means the host's own
 	// (agent/internal/collect). A fleet simulator sets its own.
 	Source Source
+
+	// Outbox holds the durable outbox's policies: per-class quotas, TTLs
+	// and when-full rules, the telemetry compaction tiers and the sync
+	// interval (how much unsynced telemetry a power cut may take). The
+	// agent sets NodeID, BootEpoch, Clock and Logger. Zero fields, and
+	// classes whose Policy is zero, take outbox.DefaultConfig's values.
+	Outbox outbox.Config
+	// OutboxStorage sizes the outbox's Badger database and its disk
+	// guard. The agent sets Dir to DataDir/outbox; zero fields take
+	// badgerq.DefaultOptions's values.
+	OutboxStorage badgerq.Options
+	// Drain paces and bounds the sending of the outbox. The agent sets
+	// NodeID, BootEpoch, Clock and Logger. Zero fields take
+	// drain.DefaultConfig's values; a Profile without a name is
+	// drain.AWSIoTCore, whose limits every broker accepts.
+	Drain drain.Config
+	// WelcomeTimeout is how long the agent waits after a connect for the
+	// cloud's Welcome, which says where resending starts. Without one by
+	// then it sends its whole outbox (the cloud drops what it already
+	// has) rather than stay silent.
+	WelcomeTimeout time.Duration
 }
 
 // Defaults of Config.
 const (
 	DefaultKeepAlive      = 30 * time.Second
 	DefaultReportInterval = 10 * time.Second
+	DefaultWelcomeTimeout = time.Minute
 )
+
+// OutboxDir is the outbox's directory in the data directory.
+const OutboxDir = "outbox"
 
 // DefaultConfig returns a Config with every default set; the caller adds
 // the node, broker, TLS and data directory.
@@ -70,6 +100,68 @@ func DefaultConfig() Config {
 		Version:        "dev",
 		Logger:         slog.New(slog.DiscardHandler),
 		Clock:          clock.Real,
+		Outbox:         outbox.DefaultConfig(),
+		OutboxStorage:  edgeStorage(),
+		Drain:          drain.DefaultConfig(),
+		WelcomeTimeout: DefaultWelcomeTimeout,
+	}
+}
+
+// edgeStorage is badgerq's edge profile with the smallest memtable it
+// allows. A memtable's arena (1.3 times its size) lives on the Go heap
+// and is all resident once reused memory is zeroed for it; at a report
+// every 10 s a 4 MiB memtable still holds about two days of writes.
+func edgeStorage() badgerq.Options {
+	o := badgerq.DefaultOptions("")
+	o.MemTableSize = 4 << 20
+	return o
+}
+
+// fillOutbox gives the zero fields of c the values of d.
+func fillOutbox(c *outbox.Config, d outbox.Config) {
+	for i, p := range c.Policies {
+		if p == (outbox.Policy{}) {
+			c.Policies[i] = d.Policies[i]
+		}
+	}
+	if c.Tiers == nil {
+		c.Tiers = d.Tiers
+	}
+	setZero(&c.SyncInterval, d.SyncInterval)
+	setZero(&c.MaintainInterval, d.MaintainInterval)
+	setZero(&c.ExpireInterval, d.ExpireInterval)
+	setZero(&c.MaxGapRanges, d.MaxGapRanges)
+}
+
+// fillStorage gives the zero fields of o the values of d.
+func fillStorage(o *badgerq.Options, d badgerq.Options) {
+	setZero(&o.MinFreeBytes, d.MinFreeBytes)
+	setZero(&o.MinFreePercent, d.MinFreePercent)
+	setZero(&o.MaxDiskBytes, d.MaxDiskBytes)
+	setZero(&o.GCInterval, d.GCInterval)
+	setZero(&o.MemTableSize, d.MemTableSize)
+	setZero(&o.ValueLogFileSize, d.ValueLogFileSize)
+}
+
+// fillDrain gives the zero fields of c the values of d.
+func fillDrain(c *drain.Config, d drain.Config) {
+	if c.Profile.Name == "" {
+		c.Profile = d.Profile
+	}
+	setZero(&c.MaxInFlight, d.MaxInFlight)
+	setZero(&c.AckTimeout, d.AckTimeout)
+	setZero(&c.ResumeJitter, d.ResumeJitter)
+	setZero(&c.MaxBatchBytes, d.MaxBatchBytes)
+	setZero(&c.MaxBatchEnvelopes, d.MaxBatchEnvelopes)
+	setZero(&c.PollInterval, d.PollInterval)
+	setZero(&c.RetryDelay, d.RetryDelay)
+	setZero(&c.MaxRetryDelay, d.MaxRetryDelay)
+}
+
+func setZero[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
@@ -94,6 +186,13 @@ func (c *Config) validate() error {
 	if c.Clock == nil {
 		c.Clock = d.Clock
 	}
+	if c.WelcomeTimeout == 0 {
+		c.WelcomeTimeout = d.WelcomeTimeout
+	}
+	fillOutbox(&c.Outbox, d.Outbox)
+	c.Outbox.Tiers = slices.Clone(c.Outbox.Tiers)
+	fillStorage(&c.OutboxStorage, d.OutboxStorage)
+	fillDrain(&c.Drain, d.Drain)
 	c.Labels = maps.Clone(c.Labels) // the caller may reuse its map
 	var errs []error
 	if err := protocol.ValidateNodeID(c.NodeID); err != nil {
@@ -116,8 +215,22 @@ func (c *Config) validate() error {
 	if c.KeepAlive < 0 || c.ReportInterval < 0 {
 		errs = append(errs, errors.New("KeepAlive and ReportInterval must be positive"))
 	}
+	if c.WelcomeTimeout < 0 {
+		errs = append(errs, errors.New("WelcomeTimeout must be positive"))
+	}
 	if c.DataDir == "" {
-		errs = append(errs, errors.New("DataDir: required (the agent keeps its boot epoch there)"))
+		errs = append(errs, errors.New("DataDir: required (the agent keeps its boot epoch and outbox there)"))
+	}
+	// The identity fields are the agent's; check the rest as the outbox
+	// and the drainer will.
+	oc, dc, so := c.Outbox, c.Drain, c.OutboxStorage
+	oc.NodeID, dc.NodeID, so.Dir = c.NodeID, c.NodeID, filepath.Join(c.DataDir, OutboxDir)
+	if protocol.ValidateNodeID(c.NodeID) == nil {
+		for _, err := range []error{oc.Validate(), dc.Validate(), so.Validate()} {
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -32,7 +32,7 @@ const (
 	MinKeepAlive = 5 * time.Second
 	MaxKeepAlive = 20 * time.Minute
 	// MinReportInterval and MaxReportInterval bound report.interval.
-	MinReportInterval = time.Second
+	MinReportInterval = 100 * time.Millisecond
 	MaxReportInterval = 24 * time.Hour
 )
 
@@ -51,18 +51,26 @@ const (
 //	  allowPlaintext: false
 //	report: {interval: 10s}
 //	dataDir: /var/lib/skyedge
+//	outbox:                  # what is kept while offline (see OutboxFileConfig)
+//	  control:   {quota: 4Mi,  ttl: 168h}
+//	  event:     {quota: 16Mi, ttl: 168h}
+//	  telemetry: {quota: 32Mi, ttl: 72h}
+//	  maxDisk: 256Mi
+//	  drainProfile: aws-iot-core
 //	log: {level: info, format: text}
 //
-// Durations are Go duration strings (30s, 5m, 1h). Unknown fields are
+// Durations are Go duration strings (30s, 5m, 1h); sizes are bytes with
+// an optional unit (64Mi, 1Gi, 500k; see Size). Unknown fields are
 // errors, so a misspelt setting is not silently ignored.
 type FileConfig struct {
-	APIVersion string       `yaml:"apiVersion"`
-	Kind       string       `yaml:"kind"`
-	Node       NodeConfig   `yaml:"node"`
-	Cloud      CloudConfig  `yaml:"cloud"`
-	Report     ReportConfig `yaml:"report"`
-	DataDir    string       `yaml:"dataDir"`
-	Log        LogConfig    `yaml:"log"`
+	APIVersion string           `yaml:"apiVersion"`
+	Kind       string           `yaml:"kind"`
+	Node       NodeConfig       `yaml:"node"`
+	Cloud      CloudConfig      `yaml:"cloud"`
+	Report     ReportConfig     `yaml:"report"`
+	DataDir    string           `yaml:"dataDir"`
+	Outbox     OutboxFileConfig `yaml:"outbox"`
+	Log        LogConfig        `yaml:"log"`
 }
 
 // NodeConfig is the file's node section.
@@ -102,6 +110,7 @@ func DefaultFileConfig() *FileConfig {
 		Kind:       Kind,
 		Cloud:      CloudConfig{KeepAlive: DefaultKeepAlive},
 		Report:     ReportConfig{Interval: DefaultReportInterval},
+		Outbox:     defaultOutboxFileConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -155,6 +164,7 @@ func (f *FileConfig) Validate() error {
 	if f.DataDir == "" {
 		add("dataDir: required: a directory the agent may write, e.g. /var/lib/skyedge")
 	}
+	errs = append(errs, f.Outbox.validate()...)
 	if _, err := parseLevel(f.Log.Level); err != nil {
 		add("log.level %q: must be debug, info, warn or error", f.Log.Level)
 	}
@@ -231,6 +241,7 @@ func (f *FileConfig) ToConfig() (Config, error) {
 	cfg.KeepAlive = f.Cloud.KeepAlive
 	cfg.ReportInterval = f.Report.Interval
 	cfg.DataDir = f.DataDir
+	f.Outbox.apply(&cfg)
 	if b, _ := uplink.ParseBroker(f.Cloud.Broker); b.TLS {
 		tlsCfg, err := pki.ClientTLS(f.Cloud.CertFile, f.Cloud.KeyFile, f.Cloud.CAFile, f.Cloud.ServerName)
 		if err != nil {

@@ -12,6 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/skyedge/skyedge/internal/pki"
+	"github.com/skyedge/skyedge/sync/drain"
+	"github.com/skyedge/skyedge/sync/outbox"
 )
 
 // certFiles makes a CA and a certificate for node in a temporary
@@ -78,11 +80,20 @@ func TestValidate(t *testing.T) {
 		{name: "serverName", mod: func(f *FileConfig) { f.Cloud.ServerName = "bridge.example:8883" }, want: "cloud.serverName"},
 		{name: "keepAlive too short", mod: func(f *FileConfig) { f.Cloud.KeepAlive = 2 * time.Second }, want: "cloud.keepAlive 2s: must be between 5s and 20m0s"},
 		{name: "keepAlive too long", mod: func(f *FileConfig) { f.Cloud.KeepAlive = time.Hour }, want: "cloud.keepAlive 1h0m0s: must be between"},
-		{name: "report.interval too short", mod: func(f *FileConfig) { f.Report.Interval = 500 * time.Millisecond }, want: "report.interval 500ms: must be between 1s and 24h0m0s"},
+		{name: "report.interval too short", mod: func(f *FileConfig) { f.Report.Interval = 50 * time.Millisecond }, want: "report.interval 50ms: must be between 100ms and 24h0m0s"},
 		{name: "report.interval too long", mod: func(f *FileConfig) { f.Report.Interval = 48 * time.Hour }, want: "report.interval 48h0m0s"},
 		{name: "dataDir required", mod: func(f *FileConfig) { f.DataDir = "" }, want: "dataDir: required"},
 		{name: "log.level", mod: func(f *FileConfig) { f.Log.Level = "verbose" }, want: `log.level "verbose": must be debug, info, warn or error`},
 		{name: "log.format", mod: func(f *FileConfig) { f.Log.Format = "xml" }, want: `log.format "xml": must be text or json`},
+		{name: "outbox quota too small", mod: func(f *FileConfig) { f.Outbox.Control.Quota = 4 * KiB }, want: "outbox.control.quota 4Ki: must be at least 64Ki"},
+		{name: "outbox ttl negative", mod: func(f *FileConfig) { f.Outbox.Event.TTL = -time.Hour }, want: "outbox.event.ttl -1h0m0s: must be 0 (keep until acknowledged) or at least 1m0s"},
+		{name: "outbox ttl too short", mod: func(f *FileConfig) { f.Outbox.Telemetry.TTL = 10 * time.Second }, want: "outbox.telemetry.ttl 10s"},
+		{name: "outbox ttl zero keeps until acknowledged", mod: func(f *FileConfig) { f.Outbox.Telemetry.TTL = 0 }},
+		{name: "outbox maxDisk too small", mod: func(f *FileConfig) { f.Outbox.MaxDisk = 32 * MiB }, want: "outbox.maxDisk 32Mi: must be at least 64Mi"},
+		{name: "outbox quotas over half the disk cap", mod: func(f *FileConfig) { f.Outbox.Telemetry.Quota = 200 * MiB },
+			want: "outbox quotas total 220Mi: must be at most half of outbox.maxDisk 256Mi (raise maxDisk to 440Mi or lower the quotas)"},
+		{name: "outbox large telemetry with its disk", mod: func(f *FileConfig) { f.Outbox.Telemetry.Quota, f.Outbox.MaxDisk = GiB, 3*GiB }},
+		{name: "outbox drainProfile", mod: func(f *FileConfig) { f.Outbox.DrainProfile = "fast" }, want: `outbox.drainProfile "fast": must be aws-iot-core or unlimited`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +139,14 @@ func TestLoadFile(t *testing.T) {
 		},
 		Report:  ReportConfig{Interval: 15 * time.Second},
 		DataDir: "/var/lib/skyedge",
-		Log:     LogConfig{Level: "info", Format: "json"},
+		Outbox: OutboxFileConfig{
+			Control:      ClassFileConfig{Quota: 2 * MiB, TTL: 336 * time.Hour},
+			Event:        ClassFileConfig{Quota: 8 * MiB, TTL: 168 * time.Hour}, // the default TTL
+			Telemetry:    ClassFileConfig{Quota: 96 * MiB},
+			MaxDisk:      512 * MiB,
+			DrainProfile: "unlimited",
+		},
+		Log: LogConfig{Level: "info", Format: "json"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LoadFile() mismatch (-want +got):\n%s", diff)
@@ -148,6 +166,16 @@ func TestLoadFileDefaults(t *testing.T) {
 	if got.Cloud.KeepAlive != DefaultKeepAlive || got.Report.Interval != DefaultReportInterval || got.Log != (LogConfig{"info", "text"}) {
 		t.Errorf("LoadFile(minimal) = keepAlive %s, interval %s, log %+v; want the defaults", got.Cloud.KeepAlive, got.Report.Interval, got.Log)
 	}
+	want := OutboxFileConfig{
+		Control:      ClassFileConfig{Quota: 4 * MiB, TTL: 7 * 24 * time.Hour},
+		Event:        ClassFileConfig{Quota: 16 * MiB, TTL: 7 * 24 * time.Hour},
+		Telemetry:    ClassFileConfig{Quota: 32 * MiB, TTL: 3 * 24 * time.Hour},
+		MaxDisk:      256 * MiB,
+		DrainProfile: "aws-iot-core",
+	}
+	if diff := cmp.Diff(want, got.Outbox); diff != "" {
+		t.Errorf("LoadFile(minimal) outbox defaults (-want +got):\n%s", diff)
+	}
 }
 
 func TestLoadFileErrors(t *testing.T) {
@@ -158,6 +186,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{file: "bad-unknown-field.yaml", want: "field keepalive not found"},
 		{file: "bad-duration.yaml", want: "durations are Go duration strings"},
 		{file: "bad-bare-number.yaml", want: "durations are Go duration strings"},
+		{file: "bad-size.yaml", want: `size "32 megabytes": sizes are whole numbers with an optional unit Ki, Mi, Gi, Ti`},
 		{file: "empty.yaml", want: "the file is empty"},
 		{file: "missing.yaml", want: "no such file"},
 	}
@@ -196,6 +225,17 @@ func TestToConfig(t *testing.T) {
 		cfg.KeepAlive != DefaultKeepAlive || cfg.DataDir != f.DataDir || cfg.Labels["role"] != "vehicle" {
 		t.Errorf("ToConfig() = %+v, want the file's settings", cfg)
 	}
+	f.Outbox.Telemetry = ClassFileConfig{Quota: 64 * MiB, TTL: 24 * time.Hour}
+	f.Outbox.DrainProfile = "unlimited"
+	if cfg, err = f.ToConfig(); err != nil {
+		t.Fatalf("ToConfig() error = %v", err)
+	}
+	tel := cfg.Outbox.Policies[outbox.Telemetry]
+	if tel.Quota != 64<<20 || tel.TTL != 24*time.Hour || tel.WhenFull != outbox.Compact || cfg.Drain.Profile != drain.Unlimited ||
+		cfg.OutboxStorage.MaxDiskBytes != 256<<20 || cfg.Outbox.Policies[outbox.Control].Quota != 4<<20 {
+		t.Errorf("ToConfig() outbox = %+v, drain profile %+v, storage %+v; want the file's telemetry policy and profile, defaults elsewhere",
+			cfg.Outbox.Policies, cfg.Drain.Profile, cfg.OutboxStorage)
+	}
 	if cfg.TLS == nil || len(cfg.TLS.Certificates) != 1 || cfg.TLS.RootCAs == nil {
 		t.Fatalf("ToConfig().TLS = %+v, want the node certificate and the CA", cfg.TLS)
 	}
@@ -213,14 +253,15 @@ func TestFlags(t *testing.T) {
 	f := validFile(t)
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	flags := RegisterFlags(fs)
-	err := fs.Parse([]string{"-node", "truck-043", "-interval", "30s", "-label", "role=tanker", "-label", "axle=3", "-log-format", "json"})
+	err := fs.Parse([]string{"-node", "truck-043", "-interval", "30s", "-label", "role=tanker", "-label", "axle=3", "-log-format", "json", "-drain-profile", "unlimited"})
 	if err != nil {
 		t.Fatalf("Parse() error = %v", err)
 	}
 	broker := f.Cloud.Broker
 	flags.Apply(f)
-	if f.Node.Name != "truck-043" || f.Report.Interval != 30*time.Second || f.Log.Format != "json" {
-		t.Errorf("Apply() = node %q, interval %s, format %q; want the flags' values", f.Node.Name, f.Report.Interval, f.Log.Format)
+	if f.Node.Name != "truck-043" || f.Report.Interval != 30*time.Second || f.Log.Format != "json" || f.Outbox.DrainProfile != "unlimited" {
+		t.Errorf("Apply() = node %q, interval %s, format %q, drain profile %q; want the flags' values",
+			f.Node.Name, f.Report.Interval, f.Log.Format, f.Outbox.DrainProfile)
 	}
 	if f.Cloud.Broker != broker || f.Log.Level != "info" {
 		t.Errorf("Apply() changed settings whose flags were not given: broker %q, level %q", f.Cloud.Broker, f.Log.Level)
@@ -235,5 +276,63 @@ func TestFlags(t *testing.T) {
 	RegisterFlags(fs)
 	if err := fs.Parse([]string{"-label", "novalue"}); err == nil {
 		t.Errorf("Parse(-label novalue) = nil error, want key=value required")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Size
+		wantErr bool
+	}{
+		{in: "64Mi", want: 64 << 20},
+		{in: "64MiB", want: 64 << 20},
+		{in: "1Gi", want: 1 << 30},
+		{in: "512Ki", want: 512 << 10},
+		{in: "2Ti", want: 2 << 40},
+		{in: "500k", want: 500_000},
+		{in: "500kB", want: 500_000},
+		{in: "3M", want: 3_000_000},
+		{in: "1G", want: 1_000_000_000},
+		{in: "1048576", want: 1 << 20},
+		{in: "10B", want: 10},
+		{in: " 8Mi ", want: 8 << 20},
+		{in: "", wantErr: true},
+		{in: "Mi", wantErr: true},
+		{in: "1.5Gi", wantErr: true},
+		{in: "-1Mi", wantErr: true},
+		{in: "64 megabytes", wantErr: true},
+		{in: "64mi", wantErr: true},
+		{in: "1BB", wantErr: true},
+		{in: "99999999999Ti", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := ParseSize(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("ParseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+	for _, s := range []Size{0, 1, 1000, KiB, 64 * MiB, 3 * GiB, TiB + KiB} {
+		back, err := ParseSize(s.String())
+		if err != nil || back != s {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d back", s.String(), back, err, s)
+		}
+	}
+}
+
+// TestExampleConfig keeps examples/config/agent.yaml, which README.md
+// points operators to, loadable and valid (its certificate files are
+// the operator's, so only the file's own rules are checked).
+func TestExampleConfig(t *testing.T) {
+	f, err := LoadFile("../examples/config/agent.yaml")
+	if err != nil {
+		t.Fatalf("LoadFile(example) = %v", err)
+	}
+	for _, e := range strings.Split(fmt.Sprint(f.Validate()), "\n") {
+		if e != "<nil>" && !strings.Contains(e, "File") && !strings.Contains(e, "no such file") {
+			t.Errorf("example config: %s", e)
+		}
 	}
 }

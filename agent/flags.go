@@ -15,7 +15,7 @@ import (
 type Flags struct {
 	fs                                               *flag.FlagSet
 	node, broker, ca, cert, key, serverName, dataDir string
-	logLevel, logFormat                              string
+	logLevel, logFormat, drainProfile                string
 	interval                                         time.Duration
 	labels                                           labelsFlag
 }
@@ -34,6 +34,7 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.interval, "interval", 0, "resource report interval (report.interval), e.g. 10s")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
+	fs.StringVar(&f.drainProfile, "drain-profile", "", "backlog pacing (outbox.drainProfile): "+strings.Join(DrainProfileNames(), " or "))
 	return f
 }
 
@@ -67,6 +68,8 @@ func (f *Flags) Apply(c *FileConfig) {
 			c.Log.Level = f.logLevel
 		case "log-format":
 			c.Log.Format = f.logFormat
+		case "drain-profile":
+			c.Outbox.DrainProfile = f.drainProfile
 		}
 	})
 }

@@ -14,17 +14,19 @@ import (
 	"github.com/skyedge/skyedge/internal/clock"
 	"github.com/skyedge/skyedge/protocol"
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
+	"github.com/skyedge/skyedge/sync/outbox"
 )
 
-// reporter samples the node every interval and publishes the report.
-//
-// While the link is down a report is dropped and counted: nothing keeps
-// it yet. The durable outbox (next step) will implement Publisher and
-// keep every report until the cloud acknowledges it, without any change
-// here.
+// reporter samples the node every interval and queues the report in the
+// durable outbox, which keeps it until the cloud acknowledges it, online
+// or not. A report is lost only when the outbox refuses it (its disk
+// guard) or the append fails; both are counted and logged once per run
+// of failures.
 type reporter struct {
-	src      Source
-	pub      Publisher
+	src Source
+	// publish appends an envelope to the outbox and returns its sequence
+	// number (set when the report was stored, even with an error).
+	publish  func(ctx context.Context, env *pb.Envelope) (uint64, error)
 	stamper  *stamp.Stamper
 	clock    clock.Clock
 	interval time.Duration
@@ -37,7 +39,7 @@ type reporter struct {
 	// Hello carries.
 	last atomic.Pointer[pb.ResourceReport]
 
-	sent, dropped, failed, sampleErrors atomic.Uint64
+	queued, refused, failed, sampleErrors atomic.Uint64
 
 	mu     sync.Mutex // guards the fields below
 	errMsg string
@@ -69,9 +71,8 @@ func (r *reporter) Run(ctx context.Context) error {
 // reportState is what the reporter remembers between ticks, to log state
 // changes rather than every report.
 type reportState struct {
-	offline    bool   // reports are being dropped because the link is down
-	droppedRun uint64 // dropped since the link went down
-	lastErr    string // last sample or publish error logged
+	lost    uint64 // reports lost since the last one queued
+	lastErr string // last sample or queue error logged
 }
 
 func (r *reporter) report(ctx context.Context, now time.Time, s *reportState) {
@@ -89,31 +90,33 @@ func (r *reporter) report(ctx context.Context, now time.Time, s *reportState) {
 		protocol.CompactReport(rep, r.sentHello())
 	}
 	env := r.stamper.Stamp(&pb.Envelope{SentAtMs: now.UnixMilli(), Body: &pb.Envelope_Report{Report: rep}})
-	// A report older than the next one is worth little: bound the wait
-	// for the broker by the interval.
-	pctx, cancel := context.WithTimeout(ctx, r.interval)
-	err = r.pub.Publish(pctx, env)
+	// The outbox is local: an append takes milliseconds, but a stalled
+	// disk must not hold the reporter past its next tick.
+	actx, cancel := context.WithTimeout(ctx, r.interval)
+	seq, err := r.publish(actx, env)
 	cancel()
 	switch {
-	case err == nil:
-		r.sent.Add(1)
-		if s.offline {
-			r.log.Info("reports resumed", "dropped_while_offline", s.droppedRun)
-			s.offline, s.droppedRun = false, 0
+	case seq != 0:
+		r.queued.Add(1)
+		if s.lost > 0 {
+			r.log.Info("reports queued again", "lost", s.lost)
+			s.lost = 0
 		}
-		s.lastErr = ""
-	case errors.Is(err, ErrNotConnected):
-		r.dropped.Add(1)
-		s.droppedRun++
-		if !s.offline {
-			r.log.Info("link down: dropping resource reports until it is back")
-			s.offline = true
+		if err != nil {
+			// Stored, but its sync failed: a power cut may take it.
+			r.logFailure(s, "report queued but not synced", err)
+		} else {
+			s.lastErr = ""
 		}
 	case ctx.Err() != nil:
+	case errors.Is(err, outbox.ErrFull):
+		r.refused.Add(1)
+		s.lost++
+		r.logFailure(s, "report refused by the outbox", err)
 	default:
-		r.dropped.Add(1)
 		r.failed.Add(1)
-		r.logFailure(s, "report not published", err)
+		s.lost++
+		r.logFailure(s, "report not queued", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/skyedge/skyedge/internal/clock"
 	"github.com/skyedge/skyedge/protocol"
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
+	"github.com/skyedge/skyedge/sync/outbox"
 )
 
 // fakeSource produces numbered reports; samples counts its calls.
@@ -36,23 +38,31 @@ func (f *fakeSource) Sample(context.Context, time.Time) (*pb.ResourceReport, err
 	return &pb.ResourceReport{CpuCores: 4, CpuPermille: uint32(f.samples), MemTotalKib: 4 << 20}, nil
 }
 
-// fakePublisher records envelopes; it answers with errs in turn, then nil.
+// fakePublisher records envelopes and numbers them; it answers with errs
+// in turn, then nil. An error it answers with leaves the envelope
+// unnumbered, except errStoredNotSynced.
 type fakePublisher struct {
 	mu   sync.Mutex
 	errs []error
 	got  []*pb.Envelope
+	seq  uint64
 }
 
-func (f *fakePublisher) Publish(_ context.Context, env *pb.Envelope) error {
+var errStoredNotSynced = errors.New("outbox append telemetry seq 9: sync: input/output error")
+
+func (f *fakePublisher) Publish(_ context.Context, env *pb.Envelope) (uint64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.got = append(f.got, env)
+	var err error
 	if len(f.errs) > 0 {
-		err := f.errs[0]
-		f.errs = f.errs[1:]
-		return err
+		err, f.errs = f.errs[0], f.errs[1:]
 	}
-	return nil
+	if err != nil && err != errStoredNotSynced {
+		return 0, err
+	}
+	f.seq++
+	return f.seq, err
 }
 
 func (f *fakePublisher) calls() []*pb.Envelope {
@@ -64,18 +74,19 @@ func (f *fakePublisher) calls() []*pb.Envelope {
 func TestReporter(t *testing.T) {
 	start := time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
 	fake := clock.NewFake(start)
-	pub := &fakePublisher{errs: []error{ErrNotConnected, ErrNotConnected, ErrNotConnected, errors.New("publish report: no acknowledgement in time"), nil}}
+	full := fmt.Errorf("outbox append telemetry: %w: disk guard", outbox.ErrFull)
+	pub := &fakePublisher{errs: []error{nil, full, full, errors.New("outbox append telemetry: outbox closed"), nil, errStoredNotSynced, nil}}
 	logs := logtest.New(t)
 	r := &reporter{
-		src: &fakeSource{}, pub: pub, clock: fake, interval: 10 * time.Second, log: logs.Logger(),
+		src: &fakeSource{}, publish: pub.Publish, clock: fake, interval: 10 * time.Second, log: logs.Logger(),
 		stamper: &stamp.Stamper{NodeID: "truck-042", BootEpoch: 5, Clock: fake},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
-	brokertest.WaitFor(t, 30*time.Second, "7 reports", func() bool {
-		if len(pub.calls()) >= 7 {
+	brokertest.WaitFor(t, 30*time.Second, "8 reports", func() bool {
+		if len(pub.calls()) >= 8 {
 			return true
 		}
 		fake.Advance(10 * time.Second)
@@ -104,13 +115,15 @@ func TestReporter(t *testing.T) {
 			t.Errorf("report %d carries sample %d, want %d", i, got, i+2)
 		}
 	}
-	if got, want := r.sent.Load(), uint64(len(calls)-4); got != want {
-		t.Errorf("sent = %d, want %d", got, want)
+	if q, ref, f := r.queued.Load(), r.refused.Load(), r.failed.Load(); q != uint64(len(calls)-3) || ref != 2 || f != 1 {
+		t.Errorf("queued, refused, failed = %d, %d, %d; want %d, 2, 1", q, ref, f, len(calls)-3)
 	}
-	if r.dropped.Load() != 4 || r.failed.Load() != 1 {
-		t.Errorf("dropped, failed = %d, %d, want 4, 1", r.dropped.Load(), r.failed.Load())
-	}
-	for msg, want := range map[string]int{"link down: dropping resource reports until it is back": 1, "report not published": 1, "reports resumed": 1} {
+	for msg, want := range map[string]int{
+		"report refused by the outbox": 1, // twice the same error
+		"report not queued":            1,
+		"reports queued again":         1,
+		"report queued but not synced": 1,
+	} {
 		if n := logs.Count(msg); n != want {
 			t.Errorf("logged %q %d times, want %d", msg, n, want)
 		}
@@ -123,7 +136,7 @@ func TestReporterSampleErrorLoggedOnce(t *testing.T) {
 	pub := &fakePublisher{}
 	logs := logtest.New(t)
 	r := &reporter{
-		src: src, pub: pub, clock: fake, interval: time.Second, log: logs.Logger(),
+		src: src, publish: pub.Publish, clock: fake, interval: time.Second, log: logs.Logger(),
 		stamper: &stamp.Stamper{NodeID: "truck-042", Clock: fake},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -27,7 +27,7 @@ type fleetPKI struct {
 	ca     *pki.CA
 }
 
-func newPKI(t *testing.T) *fleetPKI {
+func newPKI(t testing.TB) *fleetPKI {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.InitCA(dir, time.Now())
@@ -42,7 +42,7 @@ func newPKI(t *testing.T) *fleetPKI {
 }
 
 // files issues (once) a client certificate for name and returns its paths.
-func (p *fleetPKI) files(t *testing.T, name string) (cert, key string) {
+func (p *fleetPKI) files(t testing.TB, name string) (cert, key string) {
 	t.Helper()
 	cert, key = filepath.Join(p.dir, name+".crt"), filepath.Join(p.dir, name+".key")
 	if _, err := os.Stat(cert); err == nil {
@@ -54,7 +54,7 @@ func (p *fleetPKI) files(t *testing.T, name string) (cert, key string) {
 	return cert, key
 }
 
-func (p *fleetPKI) clientTLS(t *testing.T, name string) *tls.Config {
+func (p *fleetPKI) clientTLS(t testing.TB, name string) *tls.Config {
 	t.Helper()
 	cert, key := p.files(t, name)
 	conf, err := pki.ClientTLS(cert, key, p.caFile, "")
@@ -64,7 +64,7 @@ func (p *fleetPKI) clientTLS(t *testing.T, name string) *tls.Config {
 	return conf
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 	}
@@ -77,7 +77,7 @@ type runningBridge struct {
 	stop func()
 }
 
-func startBridge(t *testing.T, p *fleetPKI, dataDir string, mutate func(*bridge.Config)) *runningBridge {
+func startBridge(t testing.TB, p *fleetPKI, dataDir string, mutate func(*bridge.Config)) *runningBridge {
 	t.Helper()
 	cfg := bridge.DefaultConfig()
 	cfg.DataDir = dataDir
@@ -132,7 +132,7 @@ type runningAgent struct {
 	stop func()
 }
 
-func startAgent(t *testing.T, p *fleetPKI, name, broker string, labels map[string]string, mutate func(*agent.Config)) *runningAgent {
+func startAgent(t testing.TB, p *fleetPKI, name, broker string, labels map[string]string, mutate func(*agent.Config)) *runningAgent {
 	t.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.NodeID = name
@@ -190,7 +190,7 @@ type node struct {
 	} `json:"lastReport"`
 }
 
-func getJSON(t *testing.T, url string, v any) int {
+func getJSON(t testing.TB, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -206,7 +206,7 @@ func getJSON(t *testing.T, url string, v any) int {
 	return resp.StatusCode
 }
 
-func nodes(t *testing.T, httpAddr string) map[string]node {
+func nodes(t testing.TB, httpAddr string) map[string]node {
 	t.Helper()
 	var list struct {
 		Items []node `json:"items"`
@@ -221,7 +221,7 @@ func nodes(t *testing.T, httpAddr string) map[string]node {
 
 // eventually polls cond until it holds or the deadline passes; cond says
 // what it is waiting for.
-func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -238,7 +238,7 @@ func eventually(t *testing.T, timeout time.Duration, cond func() (bool, string))
 
 // metric returns the sum of the samples of a Prometheus metric whose
 // name and labels start with prefix, e.g. `skyedge_bridge_rejected_total{reason="malformed"`.
-func metric(t *testing.T, httpAddr, prefix string) float64 {
+func metric(t testing.TB, httpAddr, prefix string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {

@@ -195,6 +195,10 @@ type State struct {
 	// NextSeq is the sequence number the next message will get;
 	// NextSeq-1 is the highest ever assigned (Hello.next_seq).
 	NextSeq uint64
+	// ID names the store's sequence space (Hello.outbox_id): random,
+	// created with the store and kept in it, so a store recreated after
+	// corruption, which numbers from 1 again, gets another.
+	ID string
 	// Classes holds per-class figures, indexed by Class.
 	Classes [NumClasses]ClassState
 	// DiskBytes is the space the store occupies on disk (0 in memory).

@@ -31,8 +31,13 @@ var (
 	buildErr  error
 )
 
+// agentBinary builds the agent, or returns SKYEDGE_AGENT_BIN when set, to
+// measure a binary built elsewhere (make build strips it).
 func agentBinary(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("SKYEDGE_AGENT_BIN"); bin != "" {
+		return bin
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -75,7 +80,8 @@ func TestMain(m *testing.M) {
 
 // TestDependencies keeps the edge binary lean: nothing server-side and
 // no test helpers may be linked in (the target is 15 MB stripped on
-// arm64 and armv7, and small RSS on small devices).
+// arm64 and armv7, and small RSS on small devices). Badger is the one
+// storage engine it carries, for the outbox.
 func TestDependencies(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -86,7 +92,7 @@ func TestDependencies(t *testing.T) {
 		t.Fatalf("go list -deps: %v", err)
 	}
 	forbidden := []string{
-		"github.com/mochi-mqtt/", "github.com/prometheus/", "github.com/dgraph-io/",
+		"github.com/mochi-mqtt/", "github.com/prometheus/",
 		"github.com/skyedge/skyedge/cloudcore-bridge", "github.com/skyedge/skyedge/agent/internal/brokertest",
 		"github.com/skyedge/skyedge/agent/internal/logtest", "testing", "net/http/pprof",
 	}
@@ -141,6 +147,7 @@ func TestBadConfigExits2(t *testing.T) {
 func TestRunAgainstBroker(t *testing.T) {
 	bin := agentBinary(t)
 	b := brokertest.Start(t)
+	cloud := brokertest.NewCloud(t, b)
 	ca, cert, key := b.ClientFiles("truck-042")
 	dir := t.TempDir()
 	config := filepath.Join(dir, "agent.yaml")
@@ -172,14 +179,16 @@ log: {level: debug, format: json}
 		}
 	})
 
-	reports := protocol.UpTopic("truck-042", protocol.StreamReport)
-	brokertest.WaitFor(t, wait, "3 reports", func() bool { return len(b.Envelopes(reports)) >= 3 })
+	brokertest.WaitFor(t, wait, "3 reports at the cloud", func() bool { return cloud.Count("truck-042") >= 3 })
 	hello := b.Envelopes(protocol.UpTopic("truck-042", protocol.StreamHello))[0].GetHello()
 	if hello.GetAgentVersion() != "e2e-test" || hello.GetReportIntervalMs() != 1000 || hello.GetLabels()["zone"] != "eu-west" || hello.GetLabels()["role"] != "vehicle" {
 		t.Errorf("hello = %v, want version e2e-test, the flag's 1 s interval and both labels", hello)
 	}
 	if rss, err := vmRSS(cmd.Process.Pid); err == nil {
 		t.Logf("agent RSS after 3 reports: %d KiB", rss)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "outbox", "MANIFEST")); err != nil {
+		t.Errorf("no outbox database in the data directory: %v", err)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -63,10 +63,11 @@ type Broker struct {
 	t         testing.TB
 	serverTLS *tls.Config
 
-	mu       sync.Mutex // guards the fields below
-	srv      *mqtt.Server
-	messages []Message
-	conns    []Conn
+	mu        sync.Mutex // guards the fields below
+	srv       *mqtt.Server
+	messages  []Message
+	conns     []Conn
+	observers []func(Message)
 }
 
 // Start starts a broker on a free loopback port with a new CA in a
@@ -116,9 +117,14 @@ func (b *Broker) start() {
 		b.t.Fatalf("brokertest: serve: %v", err)
 	}
 	err := srv.Subscribe(protocol.TopicPrefix+"#", 1, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
+		m := Message{Topic: pk.TopicName, Payload: bytes.Clone(pk.Payload), Origin: pk.Origin, At: time.Now()}
 		b.mu.Lock()
-		defer b.mu.Unlock()
-		b.messages = append(b.messages, Message{Topic: pk.TopicName, Payload: bytes.Clone(pk.Payload), Origin: pk.Origin, At: time.Now()})
+		b.messages = append(b.messages, m)
+		observers := b.observers
+		b.mu.Unlock()
+		for _, fn := range observers {
+			fn(m)
+		}
 	})
 	if err != nil {
 		b.t.Fatalf("brokertest: inline subscribe: %v", err)
@@ -183,6 +189,15 @@ func (b *Broker) Publish(topic string, payload []byte) error {
 		return fmt.Errorf("brokertest: publish on %s: broker stopped", topic)
 	}
 	return srv.Publish(topic, payload, false, 1)
+}
+
+// Observe calls fn with every message the broker routes under the
+// SkyEdge prefix from now on, across restarts, on the publisher's
+// connection goroutine: fn must not block.
+func (b *Broker) Observe(fn func(Message)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.observers = append(b.observers[:len(b.observers):len(b.observers)], fn)
 }
 
 // Messages returns the messages routed so far.

@@ -47,6 +47,9 @@ func (l *Link) loop(ctx context.Context) {
 		l.log.Info("connected", "attempts", outage.attempts+1,
 			"offline", connectedAt.Sub(offlineSince).Round(time.Millisecond), "repeated_errors", outage.repeats)
 		outage = outage.reset()
+		if l.cfg.OnConnected != nil {
+			l.cfg.OnConnected()
+		}
 
 		select {
 		case <-ctx.Done():
@@ -54,6 +57,9 @@ func (l *Link) loop(ctx context.Context) {
 			return
 		case err := <-s.lost:
 			l.setClient(nil)
+			if l.cfg.OnDisconnected != nil {
+				l.cfg.OnDisconnected()
+			}
 			l.disconnects.Add(1)
 			l.noteError(err)
 			offlineSince = l.cfg.Clock.Now()
@@ -246,6 +252,9 @@ func (l *Link) greet(ctx context.Context, c paho.Client, connectedAt int64) erro
 // shutdown says goodbye and disconnects, bounded by goodbyeTimeout.
 func (l *Link) shutdown(s *session) {
 	l.setClient(nil)
+	if l.cfg.OnDisconnected != nil {
+		l.cfg.OnDisconnected()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), goodbyeTimeout)
 	defer cancel()
 	bye := l.cfg.Stamper.Stamp(&pb.Envelope{Body: &pb.Envelope_Goodbye{Goodbye: &pb.Goodbye{Reason: pb.Goodbye_REASON_SHUTDOWN}}})

@@ -12,16 +12,21 @@ import (
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
 )
 
-// Publish sends env on its stream's up topic at QoS 1 and waits for the
-// broker's PUBACK, at most until ctx is done or PublishTimeout passes. It
-// returns ErrNotConnected at once while the link is down. A PUBACK means
-// the broker has the message, not that the cloud applied it.
-func (l *Link) Publish(ctx context.Context, env *pb.Envelope) error {
+// Publish sends payload, an encoded envelope, on the node's up topic for
+// stream at QoS 1 and waits for the broker's PUBACK, at most until ctx is
+// done or PublishTimeout passes. It returns ErrNotConnected at once while
+// the link is down. A PUBACK means the broker has the message, not that
+// the cloud applied it: the durable outbox deletes nothing on it.
+//
+// Payloads come from the outbox, which marshalled and checked them when
+// they were appended; Publish checks only the stream and the size.
+func (l *Link) Publish(ctx context.Context, stream string, payload []byte) error {
 	c := l.current()
 	if c == nil {
 		return ErrNotConnected
 	}
-	if err := l.publishOn(ctx, c, env); err != nil {
+	err := l.publishRaw(ctx, c, stream, payload)
+	if err != nil {
 		l.publishErrors.Add(1)
 		l.noteError(err)
 		return err
@@ -30,6 +35,31 @@ func (l *Link) Publish(ctx context.Context, env *pb.Envelope) error {
 	return nil
 }
 
+// publishRaw checks and publishes one payload on c.
+func (l *Link) publishRaw(ctx context.Context, c paho.Client, stream string, payload []byte) error {
+	topic := protocol.UpTopic(l.cfg.NodeID, stream)
+	switch {
+	case !durableStreams[stream]:
+		return fmt.Errorf("publish on %s: %q is not a stream of durable messages", topic, stream)
+	case len(payload) == 0 || len(payload) > protocol.MaxPayload:
+		return fmt.Errorf("publish on %s: payload of %d bytes, want 1..%d", topic, len(payload), protocol.MaxPayload)
+	}
+	if err := l.wait(ctx, c.Publish(topic, 1, false, payload), l.cfg.PublishTimeout); err != nil {
+		return fmt.Errorf("publish on %s: %w", topic, err)
+	}
+	return nil
+}
+
+// durableStreams are the up streams Publish may use: the link sends the
+// hello and the goodbye itself.
+var durableStreams = map[string]bool{
+	protocol.StreamReport: true,
+	protocol.StreamEvent:  true,
+	protocol.StreamBatch:  true,
+}
+
+// publishOn publishes an envelope the link makes itself (hello, goodbye)
+// on its stream's up topic.
 func (l *Link) publishOn(ctx context.Context, c paho.Client, env *pb.Envelope) error {
 	stream := protocol.StreamOf(env)
 	if stream == "" {

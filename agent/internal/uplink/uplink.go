@@ -86,6 +86,13 @@ type Config struct {
 	// paho hands messages over concurrently (OrderMatters=false), so they
 	// may arrive out of order; acks are cumulative and tolerate that.
 	OnMessage func(*pb.Envelope)
+	// OnConnected is called once the link is up and its hello is sent,
+	// and OnDisconnected once it is lost or closed, on the link's own
+	// goroutine; they must not block. Messages of a connection may reach
+	// OnMessage before OnConnected: the cloud can answer the hello before
+	// the link has recorded the connection.
+	OnConnected    func()
+	OnDisconnected func()
 	// Dial opens the TCP connection to the broker; nil means a
 	// net.Dialer. Tests use it to cut connections.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)

@@ -123,10 +123,10 @@ func TestPublish(t *testing.T) {
 	h.waitHellos(1)
 
 	st := &stamp.Stamper{NodeID: node, BootEpoch: 3, Clock: clock.Real}
-	rep := st.Stamp(&pb.Envelope{Body: &pb.Envelope_Report{Report: &pb.ResourceReport{CpuCores: 4, CpuPermille: 250}}})
+	rep := st.Stamp(&pb.Envelope{Seq: 1, Body: &pb.Envelope_Report{Report: &pb.ResourceReport{CpuCores: 4, CpuPermille: 250}}})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	if err := h.link.Publish(ctx, rep); err != nil {
+	if err := h.link.Publish(ctx, protocol.StreamReport, mustMarshal(t, rep)); err != nil {
 		t.Fatalf("Publish(report) = %v", err)
 	}
 	topic := protocol.UpTopic(node, protocol.StreamReport)
@@ -135,16 +135,22 @@ func TestPublish(t *testing.T) {
 		t.Errorf("report on the broker mismatch (-want +got):\n%s", diff)
 	}
 
-	other := st.Stamp(&pb.Envelope{Body: &pb.Envelope_Report{Report: &pb.ResourceReport{}}})
-	other.NodeId = "truck-043"
-	if err := h.link.Publish(ctx, other); err == nil {
-		t.Errorf("Publish(envelope of another node) = nil, want an error")
+	bad := []struct {
+		name, stream string
+		payload      []byte
+	}{
+		{"hello stream", protocol.StreamHello, mustMarshal(t, rep)},
+		{"unknown stream", "telemetry", mustMarshal(t, rep)},
+		{"empty payload", protocol.StreamReport, nil},
+		{"oversized payload", protocol.StreamBatch, make([]byte, protocol.MaxPayload+1)},
 	}
-	if err := h.link.Publish(ctx, &pb.Envelope{NodeId: node}); err == nil {
-		t.Errorf("Publish(envelope without body) = nil, want an error")
+	for _, tt := range bad {
+		if err := h.link.Publish(ctx, tt.stream, tt.payload); err == nil {
+			t.Errorf("Publish(%s) = nil, want an error", tt.name)
+		}
 	}
-	if s := h.link.Stats(); s.Published != 1 || s.PublishErrors != 2 {
-		t.Errorf("Stats() = %+v, want 1 published and 2 publish errors", s)
+	if s := h.link.Stats(); s.Published != 1 || s.PublishErrors != uint64(len(bad)) {
+		t.Errorf("Stats() = %+v, want 1 published and %d publish errors", s, len(bad))
 	}
 }
 
@@ -153,9 +159,42 @@ func TestPublishWhileOffline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New() error = %v", err)
 	}
-	env := (&stamp.Stamper{NodeID: node, Clock: clock.Real}).Stamp(&pb.Envelope{Body: &pb.Envelope_Report{Report: &pb.ResourceReport{}}})
-	if err := l.Publish(context.Background(), env); !errors.Is(err, ErrNotConnected) {
+	if err := l.Publish(context.Background(), protocol.StreamReport, []byte{1}); !errors.Is(err, ErrNotConnected) {
 		t.Errorf("Publish() before Run = %v, want ErrNotConnected", err)
+	}
+}
+
+// TestConnectionCallbacks checks that OnConnected and OnDisconnected
+// bracket every connection, including the last one at shutdown.
+func TestConnectionCallbacks(t *testing.T) {
+	b := brokertest.Start(t)
+	var (
+		mu     sync.Mutex
+		events []string
+	)
+	note := func(e string) func() {
+		return func() {
+			mu.Lock()
+			defer mu.Unlock()
+			events = append(events, e)
+		}
+	}
+	got := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), events...)
+	}
+	h := start(t, b, b.ClientTLS(node), func(c *Config) {
+		c.OnConnected, c.OnDisconnected = note("up"), note("down")
+	})
+	h.waitHellos(1)
+	brokertest.WaitFor(t, wait, "first connection reported", func() bool { return len(got()) == 1 })
+	b.Restart()
+	h.waitHellos(2)
+	brokertest.WaitFor(t, wait, "second connection reported", func() bool { return len(got()) == 3 })
+	h.stop()
+	if diff := cmp.Diff([]string{"up", "down", "up", "down"}, got()); diff != "" {
+		t.Errorf("connection callbacks (-want +got):\n%s", diff)
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 // big-endian Unix ms) payload, so one class in sequence order is a prefix
 // scan. The next sequence number: "m/next" -> uint64 big-endian, written
 // in the same transaction as the records that used the numbers before it.
+// The sequence space's ID: "m/id" -> the ID, written when the database is
+// created.
 const (
 	recordPrefix = 'q'
 	keyLen       = 10
@@ -28,7 +30,12 @@ const (
 	gcDiscard    = 0.5 // rewrite a value-log file when half of it is garbage
 )
 
-var nextKey = []byte("m/next")
+var (
+	nextKey = []byte("m/next")
+	// idKey holds the ID of the sequence space, written once when the
+	// database is created.
+	idKey = []byte("m/id")
+)
 
 func recordKey(c outbox.Class, seq uint64) []byte {
 	k := make([]byte, keyLen)
@@ -95,6 +102,34 @@ func (s *store) LoadNext() (uint64, error) {
 		})
 	})
 	return next, err
+}
+
+// LoadID implements engine.Store.
+func (s *store) LoadID() (string, error) {
+	var id string
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(idKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			id = string(v)
+			return nil
+		})
+	})
+	return id, err
+}
+
+// SaveID implements engine.Store; the ID is synced at once.
+func (s *store) SaveID(id string) error {
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(idKey, []byte(id)) })
+	if err != nil {
+		return err
+	}
+	return s.db.Sync()
 }
 
 // Commit implements engine.Store. Parts are packed into as few

@@ -71,6 +71,7 @@ func Run(t *testing.T, impl Impl) {
 		{"RestartKeepsPending", testRestartPending},
 		{"RestartNeverReusesSeq", testRestartSeq},
 		{"RestartKeepsGapsAndSummaries", testRestartGaps},
+		{"OutboxID", testOutboxID},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, impl) })

@@ -2,6 +2,7 @@ package outboxtest
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -90,6 +91,27 @@ func testRestartGaps(t *testing.T, impl Impl) {
 		t.Errorf("%d gap markers, want the old one and a new one", n)
 	}
 	CheckSettled(t, all, seqs, h.Q.State().NextSeq)
+}
+
+// testOutboxID checks the ID of the sequence space: set at creation, kept
+// across a restart (when the queue is persistent), different for a new
+// store.
+func testOutboxID(t *testing.T, impl Impl) {
+	h := NewHarness(t, impl, nil)
+	id := h.Q.State().ID
+	if len(id) != 16 || strings.Trim(id, "0123456789abcdef") != "" {
+		t.Fatalf("State().ID = %q, want 16 hex digits", id)
+	}
+	h.Append(Report(Start, 0))
+	if impl.NotPersistent == "" {
+		h.Reopen()
+		if got := h.Q.State().ID; got != id {
+			t.Errorf("State().ID after restart = %q, want %q", got, id)
+		}
+	}
+	if other := NewHarness(t, impl, nil).Q.State().ID; other == id || other == "" {
+		t.Errorf("State().ID of a new store = %q, want one other than %q", other, id)
+	}
 }
 
 func testFaultsLostReplies(t *testing.T, impl Impl) {

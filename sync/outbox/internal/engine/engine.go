@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +38,7 @@ type Engine struct {
 	clk       clock.Clock
 	log       *slog.Logger
 	recovered string
+	id        string
 
 	closeMu sync.RWMutex  // held for reading by every operation, for writing by Close
 	closed  bool          // guarded by closeMu
@@ -133,6 +136,15 @@ func (e *Engine) load() error {
 		return fmt.Errorf("outbox open: load sequence: %w", err)
 	}
 	next = max(next, 1)
+	if e.id, err = e.store.LoadID(); err != nil {
+		return fmt.Errorf("outbox open: load ID: %w", err)
+	}
+	if e.id == "" {
+		e.id = newID()
+		if err := e.store.SaveID(e.id); err != nil {
+			return fmt.Errorf("outbox open: save ID: %w", err)
+		}
+	}
 	for _, c := range outbox.Classes {
 		cs := &e.classes[c]
 		err := e.store.Scan(c, 0, false, func(r Record) bool {
@@ -171,6 +183,13 @@ func (e *Engine) appendCorruptAlarm(movedTo string, cause error) error {
 		return fmt.Errorf("outbox open: record corruption alarm: %w", err)
 	}
 	return nil
+}
+
+// newID returns a random ID for a new sequence space: 64 bits, hex.
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
 }
 
 // envelope returns an envelope from this node produced at ms.
@@ -258,6 +277,7 @@ func (e *Engine) quota(c outbox.Class) int64 {
 func (e *Engine) State() outbox.State {
 	s := outbox.State{
 		NextSeq:   e.next.Load(),
+		ID:        e.id,
 		DiskBytes: e.diskBytes.Load(),
 		Pressure:  outbox.Pressure(e.pressure.Load()),
 		Recovered: e.recovered,

@@ -16,6 +16,7 @@ type MemStore struct {
 	mu      sync.RWMutex // guards the fields below
 	classes [outbox.NumClasses][]Record
 	next    uint64
+	id      string
 	closed  bool
 }
 
@@ -29,6 +30,24 @@ func (s *MemStore) LoadNext() (uint64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.next, nil
+}
+
+// LoadID implements Store.
+func (s *MemStore) LoadID() (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.id, nil
+}
+
+// SaveID implements Store.
+func (s *MemStore) SaveID(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errStoreClosed
+	}
+	s.id = id
+	return nil
 }
 
 // Commit implements Store; parts are applied under one lock, so each is

@@ -54,6 +54,11 @@ type Part struct {
 type Store interface {
 	// LoadNext returns the persisted next sequence number, 0 if none.
 	LoadNext() (uint64, error)
+	// LoadID returns the persisted ID of the store's sequence space, ""
+	// if none.
+	LoadID() (string, error)
+	// SaveID persists id durably.
+	SaveID(id string) error
 	// Commit applies parts in order, each atomically, and persists next
 	// with the last one. It does not sync.
 	Commit(parts []Part, next uint64) error
