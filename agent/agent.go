@@ -122,7 +122,8 @@ func New(cfg Config) (*Agent, error) {
 		log:     log.With("component", "agent"),
 		stamper: &stamp.Stamper{NodeID: cfg.NodeID, Clock: cfg.Clock},
 	}
-	a.session = newSession(drainOf{a}, a.outboxState, cfg.Clock, cfg.WelcomeTimeout, log.With("component", "session"))
+	a.session = newSession(drainOf{a}, a.outboxState, cfg.Clock, cfg.WelcomeTimeout,
+		func(ctx context.Context) error { return a.link.Rehello(ctx) }, log.With("component", "session"))
 	link, err := uplink.New(uplink.Config{
 		NodeID:         cfg.NodeID,
 		Broker:         cfg.Broker,

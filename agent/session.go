@@ -29,34 +29,45 @@ type drainControl interface {
 //
 // The link reports a connection up after its hello is acknowledged by the
 // broker, so the Welcome may come first: it is kept and applied when the
-// connection is reported. Without a Welcome within the timeout the drain
-// resumes from the start of the outbox, since the cloud drops what it
-// already has; silence would be worse.
+// connection is reported. While no Welcome comes, the agent says hello
+// again every helloEvery (the cloud may have missed the first: a bridge
+// behind an external broker that reconnected after the node); without a
+// Welcome within the timeout the drain resumes from the start of the
+// outbox, since the cloud drops what it already has; silence would be
+// worse.
 //
 // Acks and Welcomes that name sequence numbers the outbox never assigned
 // come from another sequence space (an outbox recreated after corruption,
 // a cloud that ignored the hello's outbox ID). They are ignored, counted
 // and logged: deleting by them could lose messages the cloud never had.
 type session struct {
-	d       drainControl
-	state   func() outbox.State
-	clk     clock.Clock
-	timeout time.Duration
-	log     *slog.Logger
-	wake    chan struct{}
+	d          drainControl
+	state      func() outbox.State
+	clk        clock.Clock
+	timeout    time.Duration
+	helloEvery time.Duration
+	rehello    func(ctx context.Context) error
+	log        *slog.Logger
+	wake       chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	up       bool       // the link reported the connection up
 	resumed  bool       // the drain resumed on this connection
 	early    *pb.Welcome
-	deadline time.Time // when to resume without a Welcome; zero when none is awaited
+	deadline time.Time // when to act on a missing Welcome; zero when none is awaited
+	since    time.Time // when the connection was reported up
 	warned   bool      // a foreign ack or welcome was logged on this connection
 
 	ignored, timeouts atomic.Uint64
 }
 
-func newSession(d drainControl, state func() outbox.State, clk clock.Clock, timeout time.Duration, log *slog.Logger) *session {
-	return &session{d: d, state: state, clk: clk, timeout: timeout, log: log, wake: make(chan struct{}, 1)}
+// helloEvery is how often a connection without a Welcome says hello again.
+const helloEvery = 5 * time.Second
+
+func newSession(d drainControl, state func() outbox.State, clk clock.Clock, timeout time.Duration,
+	rehello func(context.Context) error, log *slog.Logger) *session {
+	return &session{d: d, state: state, clk: clk, timeout: timeout, helloEvery: min(helloEvery, timeout),
+		rehello: rehello, log: log, wake: make(chan struct{}, 1)}
 }
 
 // Run resumes the drain of a connection whose Welcome does not come in
@@ -70,7 +81,7 @@ func (s *session) Run(ctx context.Context) error {
 		if !deadline.IsZero() {
 			d := deadline.Sub(s.clk.Now())
 			if d <= 0 {
-				s.expire()
+				s.expire(ctx)
 				continue
 			}
 			timer = s.clk.After(d)
@@ -80,19 +91,31 @@ func (s *session) Run(ctx context.Context) error {
 			return nil
 		case <-s.wake:
 		case <-timer:
-			s.expire()
+			s.expire(ctx)
 		}
 	}
 }
 
-// expire resumes the drain from the start if the Welcome is overdue.
-func (s *session) expire() {
+// expire acts on an overdue Welcome: it says hello again until the
+// timeout, then resumes the drain from the start.
+func (s *session) expire(ctx context.Context) {
 	s.mu.Lock()
-	due := s.up && !s.resumed && !s.deadline.IsZero() && !s.clk.Now().Before(s.deadline)
-	if due {
+	now := s.clk.Now()
+	due := s.up && !s.resumed && !s.deadline.IsZero() && !now.Before(s.deadline)
+	again := due && s.rehello != nil && now.Before(s.since.Add(s.timeout))
+	switch {
+	case again:
+		s.deadline = minTime(now.Add(s.helloEvery), s.since.Add(s.timeout))
+	case due:
 		s.resumed, s.deadline = true, time.Time{}
 	}
 	s.mu.Unlock()
+	if again {
+		if err := s.rehello(ctx); err != nil && ctx.Err() == nil {
+			s.log.Debug("hello again failed", "error", err)
+		}
+		return
+	}
 	if !due {
 		return
 	}
@@ -108,8 +131,9 @@ func (s *session) connected() {
 	w := s.early
 	s.early = nil
 	s.resumed = w != nil
+	s.since = s.clk.Now()
 	if w == nil {
-		s.deadline = s.clk.Now().Add(s.timeout)
+		s.deadline = s.since.Add(s.helloEvery)
 	}
 	s.mu.Unlock()
 	if w != nil {
@@ -184,4 +208,11 @@ func (s *session) foreign(what string, cumulative uint64, ranges []*pb.SeqRange)
 			"body", what, "acknowledged", top, "highest_assigned", highest, "outbox_id", st.ID)
 	}
 	return true
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

@@ -360,7 +360,12 @@ func measureBacklog(t *testing.T, n int, profile string) {
 	if d := cloud.Duplicates("truck-042"); len(d) != 0 {
 		t.Errorf("%d sequence numbers arrived twice", len(d))
 	}
-	time.Sleep(2 * time.Second) // the last acks
+	var idle memory
+	for i := 1; i <= 6; i++ {
+		time.Sleep(10 * time.Second) // the measurement's own cadence
+		idle = p.memory()
+	}
+	t.Logf("agent memory a minute after the drain: %s", idle)
 	p.stop()
 	if rec := p.logged("stopped"); rec == nil || rec["outbox_pending"] != float64(0) {
 		t.Errorf("agent stopped with %v, want the outbox empty", rec)

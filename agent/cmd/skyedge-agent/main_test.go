@@ -119,8 +119,8 @@ func TestBadConfigExits2(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{name: "flags only", args: []string{"-broker", "http://x", "-interval", "500ms"},
-			want: []string{"node.name: required", `cloud.broker "http://x": scheme must be`, "report.interval 500ms", "dataDir: required"}},
+		{name: "flags only", args: []string{"-broker", "http://x", "-interval", "50ms"},
+			want: []string{"node.name: required", `cloud.broker "http://x": scheme must be`, "report.interval 50ms", "dataDir: required"}},
 		{name: "unknown field", args: []string{"-config", "../../testdata/bad-unknown-field.yaml"}, want: []string{"field keepalive not found"}},
 		{name: "missing file", args: []string{"-config", "nonexistent.yaml"}, want: []string{"no such file"}},
 		{name: "unknown flag", args: []string{"-colour"}, want: []string{"flag provided but not defined: -colour"}},

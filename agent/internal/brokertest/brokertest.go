@@ -2,8 +2,9 @@
 // test, with a throwaway certificate authority, so the agent's link is
 // tested against the same wire a fleet sees. It records every connection
 // and every message published under the SkyEdge topic prefix, wills
-// included. Only tests import it: the broker is not part of the agent
-// binary.
+// included. Cloud, on top of it, plays the cloud's half of the
+// acknowledged link (applied sets, Welcome, Acks). Only tests import it:
+// neither is part of the agent binary.
 package brokertest
 
 import (

@@ -264,3 +264,26 @@ func (l *Link) shutdown(s *session) {
 	s.client.Disconnect(250)
 	l.log.Info("disconnected", "reason", "shutdown")
 }
+
+// Rehello says hello again on the current connection, stamped with the
+// connection's time like the first one, for a cloud that missed the first
+// (a bridge behind an external broker that reconnected after the node).
+func (l *Link) Rehello(ctx context.Context) error {
+	c := l.current()
+	if c == nil {
+		return ErrNotConnected
+	}
+	hello := &pb.Hello{}
+	if l.cfg.Hello != nil {
+		h, err := l.cfg.Hello(ctx)
+		if err != nil {
+			return fmt.Errorf("hello: %w", err)
+		}
+		hello = h
+	}
+	env := l.cfg.Stamper.Stamp(&pb.Envelope{SentAtMs: l.helloAt.Load(), Body: &pb.Envelope_Hello{Hello: hello}})
+	if err := l.publishOn(ctx, c, env); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	return nil
+}
