@@ -12,6 +12,7 @@ package logfile
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -130,8 +131,9 @@ func (r Rotator) Tail(n int) ([]string, error) {
 	return append(ring[next:], ring[:next]...), nil
 }
 
-// eachLine calls fn for every line of the file name (a missing file has
-// none). A final line without a newline counts.
+// eachLine calls fn for every whole line of the file name (a missing
+// file has none). A final line without a newline is left out: it is being
+// written, or was torn by a copy-truncate rotation, and shows once whole.
 func eachLine(name string, fn func(string)) error {
 	f, err := os.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -144,17 +146,19 @@ func eachLine(name string, fn func(string)) error {
 	br := bufio.NewReaderSize(f, 32<<10)
 	var line []byte
 	for {
-		chunk, isPrefix, err := br.ReadLine()
+		chunk, err := br.ReadSlice('\n')
 		if err == io.EOF {
-			return nil
+			return nil // a partial last line, or none
 		}
-		if err != nil {
+		whole := err == nil
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return err
 		}
+		chunk = bytes.TrimRight(chunk, "\r\n")
 		if len(line) < MaxLine {
 			line = append(line, chunk[:min(len(chunk), MaxLine-len(line))]...)
 		}
-		if !isPrefix {
+		if whole {
 			fn(string(line))
 			line = line[:0]
 		}

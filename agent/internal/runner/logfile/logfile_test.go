@@ -99,9 +99,20 @@ func TestTailEdgeCases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"a", long[:MaxLine], "no newline"}
+	// The last line has no newline yet: it is being written, and is left
+	// out until it is whole.
+	want := []string{"a", long[:MaxLine]}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Tail(0) (-want +got):\n%s", diff)
+	}
+	f, err := os.OpenFile(r.Path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(" now whole\n")
+	f.Close()
+	if got, _ := r.Tail(1); len(got) != 1 || got[0] != "no newline now whole" {
+		t.Errorf("Tail(1) after the line was finished = %q", got)
 	}
 	if rotated, err := r.Rotate(); err != nil || rotated {
 		t.Errorf("Rotate() of a small file = %v, %v; want false, nil", rotated, err)
