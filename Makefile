@@ -53,3 +53,13 @@ lint: ## gofmt and go vet
 
 clean: ## remove build outputs (not the demo's data)
 	rm -rf bin
+
+bench: build ## run a quick version of every `skyedge bench` scenario; rewrites the results in BENCHMARKS.md
+	bin/skyedge bench suite --markdown BENCHMARKS.md
+
+.PHONY: docker-images
+docker-images: build ## build the FROM-scratch images skyedge/cloudcore-bridge and skyedge/agent (deploy/*.Dockerfile)
+	@rm -rf bin/docker && mkdir -p bin/docker/empty
+	cp bin/cloudcore-bridge bin/skyedge-agent bin/docker/
+	docker build -q -f deploy/bridge.Dockerfile -t skyedge/cloudcore-bridge:$(VERSION) bin/docker
+	docker build -q -f deploy/agent.Dockerfile -t skyedge/agent:$(VERSION) bin/docker

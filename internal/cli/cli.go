@@ -31,6 +31,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"bench":   {"measure the whole system (ingest, storm, outbox, footprint, schedule)", runBench},
 		"certs":   {"make the fleet's certificates (init, issue)", runCerts},
 		"nodes":   {"show the fleet as the bridge sees it (list, get)", runNodes},
 		"version": {"print the version", func(_ context.Context, env Env, _ []string) error { fmt.Fprintln(env.Stdout, env.Version); return nil }},
