@@ -36,9 +36,9 @@ type drainControl interface {
 // outbox, since the cloud drops what it already has; silence would be
 // worse.
 //
-// Acks and Welcomes that name sequence numbers the outbox never assigned
-// come from another sequence space (an outbox recreated after corruption,
-// a cloud that ignored the hello's outbox ID). They are ignored, counted
+// Acks and Welcomes that name another outbox ID, or sequence numbers the
+// outbox never assigned, come from another sequence space (an outbox
+// recreated after corruption, a cloud that ignored the hello's outbox ID). They are ignored, counted
 // and logged: deleting by them could lose messages the cloud never had.
 type session struct {
 	d          drainControl
@@ -160,7 +160,7 @@ func (s *session) message(env *pb.Envelope) {
 	case *pb.Envelope_Welcome:
 		s.welcome(b.Welcome)
 	case *pb.Envelope_Ack:
-		if s.foreign("ack", b.Ack.GetCumulative(), b.Ack.GetRanges()) {
+		if s.foreign("ack", b.Ack.GetOutboxId(), b.Ack.GetCumulative(), b.Ack.GetRanges()) {
 			return
 		}
 		s.d.HandleAck(b.Ack)
@@ -170,7 +170,7 @@ func (s *session) message(env *pb.Envelope) {
 }
 
 func (s *session) welcome(w *pb.Welcome) {
-	if s.foreign("welcome", w.GetWatermark(), w.GetApplied()) {
+	if s.foreign("welcome", w.GetOutboxId(), w.GetWatermark(), w.GetApplied()) {
 		// Resend everything rather than delete by it.
 		w = &pb.Welcome{ServerTimeMs: w.GetServerTimeMs(), Capability: w.GetCapability()}
 	}
@@ -185,17 +185,19 @@ func (s *session) welcome(w *pb.Welcome) {
 	s.d.Resume(w)
 }
 
-// foreign reports whether an ack or welcome covers sequence numbers above
-// the highest the outbox ever assigned, and logs the first of a
-// connection.
-func (s *session) foreign(what string, cumulative uint64, ranges []*pb.SeqRange) bool {
+// foreign reports whether an ack or welcome belongs to another sequence
+// space: it names another outbox (a cloud older than capability 2 names
+// none), or covers sequence numbers above the highest the outbox ever
+// assigned. It logs the first of a connection.
+func (s *session) foreign(what, outboxID string, cumulative uint64, ranges []*pb.SeqRange) bool {
 	top := cumulative
 	for _, r := range ranges {
 		top = max(top, r.GetLast())
 	}
 	st := s.state()
 	highest := st.NextSeq - 1
-	if top <= highest {
+	otherOutbox := outboxID != "" && st.ID != "" && outboxID != st.ID
+	if top <= highest && !otherOutbox {
 		return false
 	}
 	s.ignored.Add(1)
@@ -204,8 +206,8 @@ func (s *session) foreign(what string, cumulative uint64, ranges []*pb.SeqRange)
 	s.warned = true
 	s.mu.Unlock()
 	if first {
-		s.log.Error("the cloud acknowledges sequence numbers this outbox never assigned; ignoring it",
-			"body", what, "acknowledged", top, "highest_assigned", highest, "outbox_id", st.ID)
+		s.log.Error("the cloud acknowledges another outbox or sequence numbers this outbox never assigned; ignoring it",
+			"body", what, "acknowledged", top, "highest_assigned", highest, "outbox_id", st.ID, "acked_outbox_id", outboxID)
 	}
 	return true
 }

@@ -150,6 +150,22 @@ func TestSessionWelcome(t *testing.T) {
 			want: []string{"ack 10"},
 		},
 		{
+			name: "an ack for another outbox is ignored",
+			run: func(h *sessionHarness) {
+				h.s.message(&pb.Envelope{Body: &pb.Envelope_Ack{Ack: &pb.Ack{Cumulative: 4, OutboxId: "fedcba9876543210"}}})
+				h.s.message(&pb.Envelope{Body: &pb.Envelope_Ack{Ack: &pb.Ack{Cumulative: 5, OutboxId: "0123456789abcdef"}}})
+			},
+			want: []string{"ack 5"},
+		},
+		{
+			name: "a welcome for another outbox resends everything",
+			run: func(h *sessionHarness) {
+				h.s.connected()
+				h.s.message(&pb.Envelope{Body: &pb.Envelope_Welcome{Welcome: &pb.Welcome{Watermark: 4, OutboxId: "fedcba9876543210"}}})
+			},
+			want: []string{"resume 0"},
+		},
+		{
 			name: "a welcome beyond the outbox resends everything",
 			run: func(h *sessionHarness) {
 				h.s.connected()
@@ -178,7 +194,7 @@ func TestSessionForeignAckLoggedOncePerConnection(t *testing.T) {
 	if n := h.s.ignored.Load(); n != 3 {
 		t.Errorf("ignored = %d, want 3", n)
 	}
-	msg := "the cloud acknowledges sequence numbers this outbox never assigned; ignoring it"
+	msg := "the cloud acknowledges another outbox or sequence numbers this outbox never assigned; ignoring it"
 	if n := h.logs.Count(msg); n != 1 {
 		t.Errorf("logged %q %d times, want once", msg, n)
 	}

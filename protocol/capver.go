@@ -11,11 +11,17 @@ package protocol
 //	1: 2026-11-24: envelope, hello/welcome, resource reports, events,
 //	   goodbye and last will, cumulative+range acks, batches, gap markers,
 //	   telemetry summaries.
-const CapabilityVersion uint32 = 1
+//	2: 2026-11-25: workloads: desired state with generations (down/desired,
+//	   DesiredAck), workload statuses (durable, control class), logs
+//	   request/response (down/logs, up/logs); Ack and Welcome name the
+//	   outbox they acknowledge (outbox_id).
+const CapabilityVersion uint32 = 2
 
 // Capability versions that introduced features a peer may gate on.
 const (
 	// CapAckedOutbox: the agent keeps durable messages until the cloud's
 	// application-level ack and resends from the Welcome watermark.
 	CapAckedOutbox uint32 = 1
+	// CapWorkloads: desired state, workload statuses and logs requests.
+	CapWorkloads uint32 = 2
 )

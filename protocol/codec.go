@@ -106,7 +106,21 @@ func DecodeOn(t Topic, payload []byte) (*pb.Envelope, error) {
 	if want := StreamOf(env); want != t.Stream {
 		return nil, reject(ReasonWrongBody, "%s body on stream %q, want %q", BodyName(env), t.Stream, want)
 	}
+	if want := DirOf(env); want != t.Dir {
+		return nil, reject(ReasonWrongBody, "%s body on a %s topic, want %s", BodyName(env), t.Dir, want)
+	}
 	return env, nil
+}
+
+// DirOf is the direction an envelope's body travels in: DirDown for what
+// the cloud sends (ack, welcome, desired state, logs request), DirUp for
+// everything else.
+func DirOf(env *pb.Envelope) string {
+	switch env.GetBody().(type) {
+	case *pb.Envelope_Ack, *pb.Envelope_Welcome, *pb.Envelope_Desired, *pb.Envelope_LogsRequest:
+		return DirDown
+	}
+	return DirUp
 }
 
 // Validate checks the rules the type system cannot: identity, a body, no
@@ -155,7 +169,7 @@ func StreamOf(env *pb.Envelope) string {
 		return StreamHello
 	case *pb.Envelope_Report, *pb.Envelope_Summary:
 		return StreamReport
-	case *pb.Envelope_Event, *pb.Envelope_Gap:
+	case *pb.Envelope_Event, *pb.Envelope_Gap, *pb.Envelope_Status:
 		return StreamEvent
 	case *pb.Envelope_Batch:
 		return StreamBatch
@@ -163,6 +177,10 @@ func StreamOf(env *pb.Envelope) string {
 		return StreamBye
 	case *pb.Envelope_Ack, *pb.Envelope_Welcome:
 		return StreamAck
+	case *pb.Envelope_Desired, *pb.Envelope_DesiredAck:
+		return StreamDesired
+	case *pb.Envelope_LogsRequest, *pb.Envelope_LogsResponse:
+		return StreamLogs
 	}
 	return ""
 }
@@ -188,6 +206,16 @@ func BodyName(env *pb.Envelope) string {
 		return "ack"
 	case *pb.Envelope_Welcome:
 		return "welcome"
+	case *pb.Envelope_Desired:
+		return "desired"
+	case *pb.Envelope_DesiredAck:
+		return "desired_ack"
+	case *pb.Envelope_Status:
+		return "status"
+	case *pb.Envelope_LogsRequest:
+		return "logs_request"
+	case *pb.Envelope_LogsResponse:
+		return "logs_response"
 	}
 	return "none"
 }

@@ -40,6 +40,13 @@ func TestDecodeFrom(t *testing.T) {
 		manyLabels[strings.Repeat("k", i+1)] = "v"
 	}
 	labels, _ := proto.Marshal(&pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Hello{Hello: &pb.Hello{Labels: manyLabels}}})
+	desired := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_Desired{Desired: &pb.DesiredState{
+		Generation: 2, Assignments: []*pb.WorkloadAssignment{{Name: "hello-exec", Generation: 2, SpecJson: []byte(`{"runtime":"exec"}`)}}}}})
+	desiredAck := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_DesiredAck{DesiredAck: &pb.DesiredAck{Generation: 2}}})
+	status := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Seq: 9, Body: &pb.Envelope_Status{Status: &pb.WorkloadStatus{
+		Name: "hello-exec", State: pb.WorkloadStatus_STATE_RUNNING}}})
+	logsReq := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_LogsRequest{LogsRequest: &pb.LogsRequest{RequestId: "r1", Workload: "hello-exec"}}})
+	logsResp := mustMarshal(t, &pb.Envelope{NodeId: "truck-042", Body: &pb.Envelope_LogsResponse{LogsResponse: &pb.LogsResponse{RequestId: "r1", Lines: []string{"hi"}}}})
 
 	for _, tc := range []struct {
 		name    string
@@ -58,6 +65,14 @@ func TestDecodeFrom(t *testing.T) {
 		{"spoofed inside batch", UpTopic("truck-042", StreamBatch), spoofBatch, ReasonSpoofed},
 		{"no body", UpTopic("truck-042", StreamReport), noBody, ReasonInvalid},
 		{"too many labels", UpTopic("truck-042", StreamHello), labels, ReasonInvalid},
+		{"desired state down", DownTopic("truck-042", StreamDesired), desired, ""},
+		{"desired state up", UpTopic("truck-042", StreamDesired), desired, ReasonWrongBody},
+		{"desired ack up", UpTopic("truck-042", StreamDesired), desiredAck, ""},
+		{"desired ack down", DownTopic("truck-042", StreamDesired), desiredAck, ReasonWrongBody},
+		{"workload status", UpTopic("truck-042", StreamEvent), status, ""},
+		{"logs request down", DownTopic("truck-042", StreamLogs), logsReq, ""},
+		{"logs request up", UpTopic("truck-042", StreamLogs), logsReq, ReasonWrongBody},
+		{"logs response up", UpTopic("truck-042", StreamLogs), logsResp, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, env, err := DecodeFrom(tc.topic, tc.payload)
@@ -103,9 +118,16 @@ func TestStreamOfEveryBody(t *testing.T) {
 // FuzzDecodeFrom checks that no payload or topic makes the decoder panic,
 // and that whatever it accepts re-encodes and decodes to the same message.
 func FuzzDecodeFrom(f *testing.F) {
-	for _, env := range []*pb.Envelope{report("truck-042", 1), {NodeId: "truck-042", Body: &pb.Envelope_Hello{Hello: &pb.Hello{Labels: map[string]string{"a": "b"}}}}} {
+	for _, env := range []*pb.Envelope{
+		report("truck-042", 1),
+		{NodeId: "truck-042", Body: &pb.Envelope_Hello{Hello: &pb.Hello{Labels: map[string]string{"a": "b"}}}},
+		{NodeId: "truck-042", Body: &pb.Envelope_Desired{Desired: &pb.DesiredState{Generation: 3, BaseGeneration: 1,
+			Assignments: []*pb.WorkloadAssignment{{Name: "w", Generation: 3, SpecJson: []byte(`{}`)}}, Removed: []string{"old"}}}},
+		{NodeId: "truck-042", Seq: 4, Body: &pb.Envelope_Status{Status: &pb.WorkloadStatus{Name: "w", State: pb.WorkloadStatus_STATE_EXITED, ExitCode: proto.Int32(-1)}}},
+		{NodeId: "truck-042", Body: &pb.Envelope_LogsResponse{LogsResponse: &pb.LogsResponse{RequestId: "r", Lines: []string{"a", "b"}}}},
+	} {
 		b, _ := Marshal(env)
-		f.Add(UpTopic("truck-042", StreamOf(env)), b)
+		f.Add(Topic{Node: "truck-042", Dir: DirOf(env), Stream: StreamOf(env)}.String(), b)
 	}
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
 		_, env, err := DecodeFrom(topic, payload)

@@ -21,23 +21,30 @@ const (
 
 // Streams from agent to cloud.
 const (
-	StreamHello  = "hello"  // Hello, on every connect
-	StreamReport = "report" // ResourceReport, TelemetrySummary
-	StreamEvent  = "event"  // Event, Gap
-	StreamBatch  = "batch"  // Batch of durable envelopes (backlog drain)
-	StreamBye    = "bye"    // Goodbye: clean shutdown or last will
+	StreamHello   = "hello"   // Hello, on every connect
+	StreamReport  = "report"  // ResourceReport, TelemetrySummary
+	StreamEvent   = "event"   // Event, Gap, WorkloadStatus
+	StreamBatch   = "batch"   // Batch of durable envelopes (backlog drain)
+	StreamBye     = "bye"     // Goodbye: clean shutdown or last will
+	StreamDesired = "desired" // DesiredAck (up), DesiredState (down)
+	StreamLogs    = "logs"    // LogsResponse (up), LogsRequest (down)
 )
 
 // Streams from cloud to agent.
 const (
 	StreamAck = "ack" // Ack, Welcome
+	// StreamDesired and StreamLogs go both ways.
 )
+
+// UpStreams lists the streams an agent publishes on.
+var UpStreams = []string{StreamHello, StreamReport, StreamEvent, StreamBatch, StreamBye, StreamDesired, StreamLogs}
 
 var upStreams = map[string]bool{
 	StreamHello: true, StreamReport: true, StreamEvent: true, StreamBatch: true, StreamBye: true,
+	StreamDesired: true, StreamLogs: true,
 }
 
-var downStreams = map[string]bool{StreamAck: true}
+var downStreams = map[string]bool{StreamAck: true, StreamDesired: true, StreamLogs: true}
 
 // ErrBadTopic is wrapped by ParseTopic's errors.
 var ErrBadTopic = errors.New("topic outside the SkyEdge layout")

@@ -134,6 +134,73 @@ func (Event_Severity) EnumDescriptor() ([]byte, []int) {
 	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{9, 0}
 }
 
+type WorkloadStatus_State int32
+
+const (
+	WorkloadStatus_STATE_UNSPECIFIED WorkloadStatus_State = 0
+	WorkloadStatus_STATE_PENDING     WorkloadStatus_State = 1 // accepted, not started yet
+	WorkloadStatus_STATE_STARTING    WorkloadStatus_State = 2 // started; its health check has not passed yet
+	WorkloadStatus_STATE_RUNNING     WorkloadStatus_State = 3 // running, and healthy when it has a check
+	WorkloadStatus_STATE_UNHEALTHY   WorkloadStatus_State = 4 // its health check failed; being restarted
+	WorkloadStatus_STATE_EXITED      WorkloadStatus_State = 5 // it ended; reason says whether it restarts
+	WorkloadStatus_STATE_FAILED      WorkloadStatus_State = 6 // it cannot run, or gave up
+	WorkloadStatus_STATE_STOPPED     WorkloadStatus_State = 7 // stopped by the agent (removed, or stopAfter)
+	WorkloadStatus_STATE_REMOVED     WorkloadStatus_State = 8 // no longer on the node: forget it
+)
+
+// Enum value maps for WorkloadStatus_State.
+var (
+	WorkloadStatus_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_PENDING",
+		2: "STATE_STARTING",
+		3: "STATE_RUNNING",
+		4: "STATE_UNHEALTHY",
+		5: "STATE_EXITED",
+		6: "STATE_FAILED",
+		7: "STATE_STOPPED",
+		8: "STATE_REMOVED",
+	}
+	WorkloadStatus_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_PENDING":     1,
+		"STATE_STARTING":    2,
+		"STATE_RUNNING":     3,
+		"STATE_UNHEALTHY":   4,
+		"STATE_EXITED":      5,
+		"STATE_FAILED":      6,
+		"STATE_STOPPED":     7,
+		"STATE_REMOVED":     8,
+	}
+)
+
+func (x WorkloadStatus_State) Enum() *WorkloadStatus_State {
+	p := new(WorkloadStatus_State)
+	*p = x
+	return p
+}
+
+func (x WorkloadStatus_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WorkloadStatus_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_skyedge_v1_skyedge_proto_enumTypes[2].Descriptor()
+}
+
+func (WorkloadStatus_State) Type() protoreflect.EnumType {
+	return &file_skyedge_v1_skyedge_proto_enumTypes[2]
+}
+
+func (x WorkloadStatus_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WorkloadStatus_State.Descriptor instead.
+func (WorkloadStatus_State) EnumDescriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{19, 0}
+}
+
 // Envelope is the unit of every message on the cloud link, in both
 // directions.
 type Envelope struct {
@@ -162,6 +229,11 @@ type Envelope struct {
 	//	*Envelope_Goodbye
 	//	*Envelope_Gap
 	//	*Envelope_Summary
+	//	*Envelope_Desired
+	//	*Envelope_DesiredAck
+	//	*Envelope_Status
+	//	*Envelope_LogsRequest
+	//	*Envelope_LogsResponse
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -320,6 +392,51 @@ func (x *Envelope) GetSummary() *TelemetrySummary {
 	return nil
 }
 
+func (x *Envelope) GetDesired() *DesiredState {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Desired); ok {
+			return x.Desired
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetDesiredAck() *DesiredAck {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_DesiredAck); ok {
+			return x.DesiredAck
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetStatus() *WorkloadStatus {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_Status); ok {
+			return x.Status
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetLogsRequest() *LogsRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_LogsRequest); ok {
+			return x.LogsRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetLogsResponse() *LogsResponse {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_LogsResponse); ok {
+			return x.LogsResponse
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -360,6 +477,26 @@ type Envelope_Summary struct {
 	Summary *TelemetrySummary `protobuf:"bytes,18,opt,name=summary,proto3,oneof"`
 }
 
+type Envelope_Desired struct {
+	Desired *DesiredState `protobuf:"bytes,19,opt,name=desired,proto3,oneof"`
+}
+
+type Envelope_DesiredAck struct {
+	DesiredAck *DesiredAck `protobuf:"bytes,20,opt,name=desired_ack,json=desiredAck,proto3,oneof"`
+}
+
+type Envelope_Status struct {
+	Status *WorkloadStatus `protobuf:"bytes,21,opt,name=status,proto3,oneof"`
+}
+
+type Envelope_LogsRequest struct {
+	LogsRequest *LogsRequest `protobuf:"bytes,22,opt,name=logs_request,json=logsRequest,proto3,oneof"`
+}
+
+type Envelope_LogsResponse struct {
+	LogsResponse *LogsResponse `protobuf:"bytes,23,opt,name=logs_response,json=logsResponse,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_Report) isEnvelope_Body() {}
@@ -377,6 +514,16 @@ func (*Envelope_Goodbye) isEnvelope_Body() {}
 func (*Envelope_Gap) isEnvelope_Body() {}
 
 func (*Envelope_Summary) isEnvelope_Body() {}
+
+func (*Envelope_Desired) isEnvelope_Body() {}
+
+func (*Envelope_DesiredAck) isEnvelope_Body() {}
+
+func (*Envelope_Status) isEnvelope_Body() {}
+
+func (*Envelope_LogsRequest) isEnvelope_Body() {}
+
+func (*Envelope_LogsResponse) isEnvelope_Body() {}
 
 // Hello is the first message after every MQTT connect (up/hello). It
 // carries the node's static facts, cached by the agent, and the state of
@@ -605,8 +752,12 @@ type Welcome struct {
 	Capability uint32 `protobuf:"varint,4,opt,name=capability,proto3" json:"capability,omitempty"`
 	// Latest desired-state generation the cloud holds for the node.
 	DesiredGeneration uint64 `protobuf:"varint,5,opt,name=desired_generation,json=desiredGeneration,proto3" json:"desired_generation,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The outbox (Hello.outbox_id) the watermark and ranges belong to. An
+	// agent whose outbox has another ID resends everything instead of
+	// deleting by them. Empty from a cloud older than capability 2.
+	OutboxId      string `protobuf:"bytes,6,opt,name=outbox_id,json=outboxId,proto3" json:"outbox_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -672,6 +823,13 @@ func (x *Welcome) GetDesiredGeneration() uint64 {
 		return x.DesiredGeneration
 	}
 	return 0
+}
+
+func (x *Welcome) GetOutboxId() string {
+	if x != nil {
+		return x.OutboxId
+	}
+	return ""
 }
 
 // Goodbye announces that the agent is going offline on purpose
@@ -1210,9 +1368,13 @@ func (x *Event) GetAttributes() map[string]string {
 // (down/ack). Everything up to and including `cumulative` is applied, and
 // so is every range in `ranges` (all above cumulative).
 type Ack struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Cumulative    uint64                 `protobuf:"varint,1,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
-	Ranges        []*SeqRange            `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Cumulative uint64                 `protobuf:"varint,1,opt,name=cumulative,proto3" json:"cumulative,omitempty"`
+	Ranges     []*SeqRange            `protobuf:"bytes,2,rep,name=ranges,proto3" json:"ranges,omitempty"`
+	// The outbox (Hello.outbox_id) the sequence numbers belong to. An agent
+	// ignores an ack for another outbox: deleting by it could lose messages
+	// the cloud never had. Empty from a cloud older than capability 2.
+	OutboxId      string `protobuf:"bytes,3,opt,name=outbox_id,json=outboxId,proto3" json:"outbox_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1259,6 +1421,13 @@ func (x *Ack) GetRanges() []*SeqRange {
 		return x.Ranges
 	}
 	return nil
+}
+
+func (x *Ack) GetOutboxId() string {
+	if x != nil {
+		return x.OutboxId
+	}
+	return ""
 }
 
 // SeqRange is an inclusive range of sequence numbers.
@@ -1628,12 +1797,506 @@ func (x *Stat) GetMean() float64 {
 	return 0
 }
 
+// DesiredState tells a node which workloads it must run (down/desired).
+//
+// The cloud versions each node's set of assignments with a generation
+// that grows by one on every change (a workload assigned, changed or
+// removed), and remembers the generation of each change. It sends the
+// changes in (base_generation, generation]; the agent stores them, then
+// answers with a DesiredAck. A message whose base_generation is not the
+// generation the agent holds is ignored (the agent's next DesiredAck or
+// Hello says where it stands), unless full is set. Applying the same
+// message twice changes nothing.
+//
+// A diff larger than one MQTT message is split into several, each
+// covering consecutive generations, sent in order.
+type DesiredState struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	BaseGeneration uint64                 `protobuf:"varint,1,opt,name=base_generation,json=baseGeneration,proto3" json:"base_generation,omitempty"`
+	Generation     uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// full: assignments is the node's whole set; every workload it runs that
+	// is not in it is removed. Sent when the cloud cannot compute a diff
+	// (the agent's generation is unknown to it).
+	Full bool `protobuf:"varint,3,opt,name=full,proto3" json:"full,omitempty"`
+	// Workloads added or changed.
+	Assignments []*WorkloadAssignment `protobuf:"bytes,4,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	// Names of workloads no longer assigned to the node.
+	Removed       []string `protobuf:"bytes,5,rep,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DesiredState) Reset() {
+	*x = DesiredState{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DesiredState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DesiredState) ProtoMessage() {}
+
+func (x *DesiredState) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
+func (*DesiredState) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DesiredState) GetBaseGeneration() uint64 {
+	if x != nil {
+		return x.BaseGeneration
+	}
+	return 0
+}
+
+func (x *DesiredState) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *DesiredState) GetFull() bool {
+	if x != nil {
+		return x.Full
+	}
+	return false
+}
+
+func (x *DesiredState) GetAssignments() []*WorkloadAssignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+func (x *DesiredState) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+// WorkloadAssignment is one workload a node must run.
+type WorkloadAssignment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The workload's name (protocol/spec: a DNS label).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The node generation at which this assignment last changed.
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The workload's spec (protocol/spec.WorkloadSpec), JSON-encoded: the
+	// same document the operator applied, with defaults filled.
+	SpecJson      []byte `protobuf:"bytes,3,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadAssignment) Reset() {
+	*x = WorkloadAssignment{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadAssignment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadAssignment) ProtoMessage() {}
+
+func (x *WorkloadAssignment) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadAssignment.ProtoReflect.Descriptor instead.
+func (*WorkloadAssignment) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WorkloadAssignment) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkloadAssignment) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *WorkloadAssignment) GetSpecJson() []byte {
+	if x != nil {
+		return x.SpecJson
+	}
+	return nil
+}
+
+// DesiredAck tells the cloud which desired-state generation the node has
+// stored (up/desired). It is not sequenced: losing it only delays the
+// cloud's knowledge until the next DesiredAck or Hello
+// (Hello.applied_generation).
+type DesiredAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Generation    uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DesiredAck) Reset() {
+	*x = DesiredAck{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DesiredAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DesiredAck) ProtoMessage() {}
+
+func (x *DesiredAck) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DesiredAck.ProtoReflect.Descriptor instead.
+func (*DesiredAck) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *DesiredAck) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+// WorkloadStatus is what a node reports about one of its workloads, on
+// every change of state (up/event, durable, control class).
+type WorkloadStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Desired-state generation of the assignment the status is about.
+	Generation uint64               `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	State      WorkloadStatus_State `protobuf:"varint,3,opt,name=state,proto3,enum=skyedge.v1.WorkloadStatus_State" json:"state,omitempty"`
+	// Restarts of the current spec.
+	Restarts uint32 `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// Last exit code; absent while it never exited or when it is unknown.
+	ExitCode  *int32 `protobuf:"zigzag32,5,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
+	LastError string `protobuf:"bytes,6,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When the current or last instance started, and when state last
+	// changed; Unix milliseconds.
+	StartedAtMs int64  `protobuf:"varint,7,opt,name=started_at_ms,json=startedAtMs,proto3" json:"started_at_ms,omitempty"`
+	SinceMs     int64  `protobuf:"varint,8,opt,name=since_ms,json=sinceMs,proto3" json:"since_ms,omitempty"`
+	Pid         uint32 `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	ContainerId string `protobuf:"bytes,10,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// The instance was started by an earlier agent and taken over.
+	Adopted bool `protobuf:"varint,11,opt,name=adopted,proto3" json:"adopted,omitempty"`
+	// The state in words: why it stopped, when it restarts, limits not
+	// enforced.
+	Reason        string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkloadStatus) Reset() {
+	*x = WorkloadStatus{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkloadStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkloadStatus) ProtoMessage() {}
+
+func (x *WorkloadStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkloadStatus.ProtoReflect.Descriptor instead.
+func (*WorkloadStatus) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WorkloadStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WorkloadStatus) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetState() WorkloadStatus_State {
+	if x != nil {
+		return x.State
+	}
+	return WorkloadStatus_STATE_UNSPECIFIED
+}
+
+func (x *WorkloadStatus) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetExitCode() int32 {
+	if x != nil && x.ExitCode != nil {
+		return *x.ExitCode
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *WorkloadStatus) GetStartedAtMs() int64 {
+	if x != nil {
+		return x.StartedAtMs
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetSinceMs() int64 {
+	if x != nil {
+		return x.SinceMs
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *WorkloadStatus) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *WorkloadStatus) GetAdopted() bool {
+	if x != nil {
+		return x.Adopted
+	}
+	return false
+}
+
+func (x *WorkloadStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// LogsRequest asks a node for the latest output lines of a workload
+// (down/logs). The node answers with a LogsResponse carrying the same
+// request_id.
+type LogsRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Workload  string                 `protobuf:"bytes,2,opt,name=workload,proto3" json:"workload,omitempty"`
+	// Number of lines wanted from the end; 0 means the node's default.
+	TailLines     uint32 `protobuf:"varint,3,opt,name=tail_lines,json=tailLines,proto3" json:"tail_lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsRequest) Reset() {
+	*x = LogsRequest{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsRequest) ProtoMessage() {}
+
+func (x *LogsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
+func (*LogsRequest) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *LogsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *LogsRequest) GetTailLines() uint32 {
+	if x != nil {
+		return x.TailLines
+	}
+	return 0
+}
+
+// LogsResponse answers a LogsRequest (up/logs). It is not sequenced: the
+// caller is waiting for it now, or never.
+type LogsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Workload  string                 `protobuf:"bytes,2,opt,name=workload,proto3" json:"workload,omitempty"`
+	// Oldest first, without line endings.
+	Lines []string `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Older lines exist but did not fit the message or the request.
+	Truncated bool `protobuf:"varint,4,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	// Why no lines could be read (unknown workload, unreadable log).
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogsResponse) Reset() {
+	*x = LogsResponse{}
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogsResponse) ProtoMessage() {}
+
+func (x *LogsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_skyedge_v1_skyedge_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogsResponse.ProtoReflect.Descriptor instead.
+func (*LogsResponse) Descriptor() ([]byte, []int) {
+	return file_skyedge_v1_skyedge_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LogsResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LogsResponse) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *LogsResponse) GetLines() []string {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *LogsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
+}
+
+func (x *LogsResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_skyedge_v1_skyedge_proto protoreflect.FileDescriptor
 
 const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\n" +
 	"\x18skyedge/v1/skyedge.proto\x12\n" +
-	"skyedge.v1\"\xb7\x04\n" +
+	"skyedge.v1\"\xdd\x06\n" +
 	"\bEnvelope\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -1653,7 +2316,13 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\awelcome\x18\x0f \x01(\v2\x13.skyedge.v1.WelcomeH\x00R\awelcome\x12/\n" +
 	"\agoodbye\x18\x10 \x01(\v2\x13.skyedge.v1.GoodbyeH\x00R\agoodbye\x12#\n" +
 	"\x03gap\x18\x11 \x01(\v2\x0f.skyedge.v1.GapH\x00R\x03gap\x128\n" +
-	"\asummary\x18\x12 \x01(\v2\x1c.skyedge.v1.TelemetrySummaryH\x00R\asummaryB\x06\n" +
+	"\asummary\x18\x12 \x01(\v2\x1c.skyedge.v1.TelemetrySummaryH\x00R\asummary\x124\n" +
+	"\adesired\x18\x13 \x01(\v2\x18.skyedge.v1.DesiredStateH\x00R\adesired\x129\n" +
+	"\vdesired_ack\x18\x14 \x01(\v2\x16.skyedge.v1.DesiredAckH\x00R\n" +
+	"desiredAck\x124\n" +
+	"\x06status\x18\x15 \x01(\v2\x1a.skyedge.v1.WorkloadStatusH\x00R\x06status\x12<\n" +
+	"\flogs_request\x18\x16 \x01(\v2\x17.skyedge.v1.LogsRequestH\x00R\vlogsRequest\x12?\n" +
+	"\rlogs_response\x18\x17 \x01(\v2\x18.skyedge.v1.LogsResponseH\x00R\flogsResponseB\x06\n" +
 	"\x04body\"\x94\x06\n" +
 	"\x05Hello\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1a\n" +
@@ -1679,7 +2348,7 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\tcontainer\x18\x14 \x01(\v2\x1b.skyedge.v1.ContainerLimitsR\tcontainer\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcc\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe9\x01\n" +
 	"\aWelcome\x12\x1c\n" +
 	"\twatermark\x18\x01 \x01(\x04R\twatermark\x12.\n" +
 	"\aapplied\x18\x02 \x03(\v2\x14.skyedge.v1.SeqRangeR\aapplied\x12$\n" +
@@ -1687,7 +2356,8 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\n" +
 	"capability\x18\x04 \x01(\rR\n" +
 	"capability\x12-\n" +
-	"\x12desired_generation\x18\x05 \x01(\x04R\x11desiredGeneration\"\x85\x01\n" +
+	"\x12desired_generation\x18\x05 \x01(\x04R\x11desiredGeneration\x12\x1b\n" +
+	"\toutbox_id\x18\x06 \x01(\tR\boutboxId\"\x85\x01\n" +
 	"\aGoodbye\x122\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1a.skyedge.v1.Goodbye.ReasonR\x06reason\"F\n" +
 	"\x06Reason\x12\x16\n" +
@@ -1744,12 +2414,13 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSEVERITY_INFO\x10\x01\x12\x14\n" +
 	"\x10SEVERITY_WARNING\x10\x02\x12\x12\n" +
-	"\x0eSEVERITY_ALARM\x10\x03\"S\n" +
+	"\x0eSEVERITY_ALARM\x10\x03\"p\n" +
 	"\x03Ack\x12\x1e\n" +
 	"\n" +
 	"cumulative\x18\x01 \x01(\x04R\n" +
 	"cumulative\x12,\n" +
-	"\x06ranges\x18\x02 \x03(\v2\x14.skyedge.v1.SeqRangeR\x06ranges\"4\n" +
+	"\x06ranges\x18\x02 \x03(\v2\x14.skyedge.v1.SeqRangeR\x06ranges\x12\x1b\n" +
+	"\toutbox_id\x18\x03 \x01(\tR\boutboxId\"4\n" +
 	"\bSeqRange\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x04R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x04R\x04last\";\n" +
@@ -1778,7 +2449,68 @@ const file_skyedge_v1_skyedge_proto_rawDesc = "" +
 	"\x04Stat\x12\x10\n" +
 	"\x03min\x18\x01 \x01(\x01R\x03min\x12\x10\n" +
 	"\x03max\x18\x02 \x01(\x01R\x03max\x12\x12\n" +
-	"\x04mean\x18\x03 \x01(\x01R\x04meanB9Z7github.com/skyedge/skyedge/protocol/skyedgev1;skyedgev1b\x06proto3"
+	"\x04mean\x18\x03 \x01(\x01R\x04mean\"\xc7\x01\n" +
+	"\fDesiredState\x12'\n" +
+	"\x0fbase_generation\x18\x01 \x01(\x04R\x0ebaseGeneration\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x12\n" +
+	"\x04full\x18\x03 \x01(\bR\x04full\x12@\n" +
+	"\vassignments\x18\x04 \x03(\v2\x1e.skyedge.v1.WorkloadAssignmentR\vassignments\x12\x18\n" +
+	"\aremoved\x18\x05 \x03(\tR\aremoved\"e\n" +
+	"\x12WorkloadAssignment\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x1b\n" +
+	"\tspec_json\x18\x03 \x01(\fR\bspecJson\",\n" +
+	"\n" +
+	"DesiredAck\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\"\xc7\x04\n" +
+	"\x0eWorkloadStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x126\n" +
+	"\x05state\x18\x03 \x01(\x0e2 .skyedge.v1.WorkloadStatus.StateR\x05state\x12\x1a\n" +
+	"\brestarts\x18\x04 \x01(\rR\brestarts\x12 \n" +
+	"\texit_code\x18\x05 \x01(\x11H\x00R\bexitCode\x88\x01\x01\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x06 \x01(\tR\tlastError\x12\"\n" +
+	"\rstarted_at_ms\x18\a \x01(\x03R\vstartedAtMs\x12\x19\n" +
+	"\bsince_ms\x18\b \x01(\x03R\asinceMs\x12\x10\n" +
+	"\x03pid\x18\t \x01(\rR\x03pid\x12!\n" +
+	"\fcontainer_id\x18\n" +
+	" \x01(\tR\vcontainerId\x12\x18\n" +
+	"\aadopted\x18\v \x01(\bR\aadopted\x12\x16\n" +
+	"\x06reason\x18\f \x01(\tR\x06reason\"\xb7\x01\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rSTATE_PENDING\x10\x01\x12\x12\n" +
+	"\x0eSTATE_STARTING\x10\x02\x12\x11\n" +
+	"\rSTATE_RUNNING\x10\x03\x12\x13\n" +
+	"\x0fSTATE_UNHEALTHY\x10\x04\x12\x10\n" +
+	"\fSTATE_EXITED\x10\x05\x12\x10\n" +
+	"\fSTATE_FAILED\x10\x06\x12\x11\n" +
+	"\rSTATE_STOPPED\x10\a\x12\x11\n" +
+	"\rSTATE_REMOVED\x10\bB\f\n" +
+	"\n" +
+	"_exit_code\"g\n" +
+	"\vLogsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bworkload\x18\x02 \x01(\tR\bworkload\x12\x1d\n" +
+	"\n" +
+	"tail_lines\x18\x03 \x01(\rR\ttailLines\"\x93\x01\n" +
+	"\fLogsResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1a\n" +
+	"\bworkload\x18\x02 \x01(\tR\bworkload\x12\x14\n" +
+	"\x05lines\x18\x03 \x03(\tR\x05lines\x12\x1c\n" +
+	"\ttruncated\x18\x04 \x01(\bR\ttruncated\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05errorB9Z7github.com/skyedge/skyedge/protocol/skyedgev1;skyedgev1b\x06proto3"
 
 var (
 	file_skyedge_v1_skyedge_proto_rawDescOnce sync.Once
@@ -1792,65 +2524,79 @@ func file_skyedge_v1_skyedge_proto_rawDescGZIP() []byte {
 	return file_skyedge_v1_skyedge_proto_rawDescData
 }
 
-var file_skyedge_v1_skyedge_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_skyedge_v1_skyedge_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_skyedge_v1_skyedge_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_skyedge_v1_skyedge_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_skyedge_v1_skyedge_proto_goTypes = []any{
-	(Goodbye_Reason)(0),      // 0: skyedge.v1.Goodbye.Reason
-	(Event_Severity)(0),      // 1: skyedge.v1.Event.Severity
-	(*Envelope)(nil),         // 2: skyedge.v1.Envelope
-	(*Hello)(nil),            // 3: skyedge.v1.Hello
-	(*Welcome)(nil),          // 4: skyedge.v1.Welcome
-	(*Goodbye)(nil),          // 5: skyedge.v1.Goodbye
-	(*ResourceReport)(nil),   // 6: skyedge.v1.ResourceReport
-	(*DiskUsage)(nil),        // 7: skyedge.v1.DiskUsage
-	(*NetRate)(nil),          // 8: skyedge.v1.NetRate
-	(*Temperature)(nil),      // 9: skyedge.v1.Temperature
-	(*ContainerLimits)(nil),  // 10: skyedge.v1.ContainerLimits
-	(*Event)(nil),            // 11: skyedge.v1.Event
-	(*Ack)(nil),              // 12: skyedge.v1.Ack
-	(*SeqRange)(nil),         // 13: skyedge.v1.SeqRange
-	(*Batch)(nil),            // 14: skyedge.v1.Batch
-	(*Gap)(nil),              // 15: skyedge.v1.Gap
-	(*TelemetrySummary)(nil), // 16: skyedge.v1.TelemetrySummary
-	(*Stat)(nil),             // 17: skyedge.v1.Stat
-	nil,                      // 18: skyedge.v1.Hello.LabelsEntry
-	nil,                      // 19: skyedge.v1.Event.AttributesEntry
+	(Goodbye_Reason)(0),        // 0: skyedge.v1.Goodbye.Reason
+	(Event_Severity)(0),        // 1: skyedge.v1.Event.Severity
+	(WorkloadStatus_State)(0),  // 2: skyedge.v1.WorkloadStatus.State
+	(*Envelope)(nil),           // 3: skyedge.v1.Envelope
+	(*Hello)(nil),              // 4: skyedge.v1.Hello
+	(*Welcome)(nil),            // 5: skyedge.v1.Welcome
+	(*Goodbye)(nil),            // 6: skyedge.v1.Goodbye
+	(*ResourceReport)(nil),     // 7: skyedge.v1.ResourceReport
+	(*DiskUsage)(nil),          // 8: skyedge.v1.DiskUsage
+	(*NetRate)(nil),            // 9: skyedge.v1.NetRate
+	(*Temperature)(nil),        // 10: skyedge.v1.Temperature
+	(*ContainerLimits)(nil),    // 11: skyedge.v1.ContainerLimits
+	(*Event)(nil),              // 12: skyedge.v1.Event
+	(*Ack)(nil),                // 13: skyedge.v1.Ack
+	(*SeqRange)(nil),           // 14: skyedge.v1.SeqRange
+	(*Batch)(nil),              // 15: skyedge.v1.Batch
+	(*Gap)(nil),                // 16: skyedge.v1.Gap
+	(*TelemetrySummary)(nil),   // 17: skyedge.v1.TelemetrySummary
+	(*Stat)(nil),               // 18: skyedge.v1.Stat
+	(*DesiredState)(nil),       // 19: skyedge.v1.DesiredState
+	(*WorkloadAssignment)(nil), // 20: skyedge.v1.WorkloadAssignment
+	(*DesiredAck)(nil),         // 21: skyedge.v1.DesiredAck
+	(*WorkloadStatus)(nil),     // 22: skyedge.v1.WorkloadStatus
+	(*LogsRequest)(nil),        // 23: skyedge.v1.LogsRequest
+	(*LogsResponse)(nil),       // 24: skyedge.v1.LogsResponse
+	nil,                        // 25: skyedge.v1.Hello.LabelsEntry
+	nil,                        // 26: skyedge.v1.Event.AttributesEntry
 }
 var file_skyedge_v1_skyedge_proto_depIdxs = []int32{
-	3,  // 0: skyedge.v1.Envelope.hello:type_name -> skyedge.v1.Hello
-	6,  // 1: skyedge.v1.Envelope.report:type_name -> skyedge.v1.ResourceReport
-	11, // 2: skyedge.v1.Envelope.event:type_name -> skyedge.v1.Event
-	12, // 3: skyedge.v1.Envelope.ack:type_name -> skyedge.v1.Ack
-	14, // 4: skyedge.v1.Envelope.batch:type_name -> skyedge.v1.Batch
-	4,  // 5: skyedge.v1.Envelope.welcome:type_name -> skyedge.v1.Welcome
-	5,  // 6: skyedge.v1.Envelope.goodbye:type_name -> skyedge.v1.Goodbye
-	15, // 7: skyedge.v1.Envelope.gap:type_name -> skyedge.v1.Gap
-	16, // 8: skyedge.v1.Envelope.summary:type_name -> skyedge.v1.TelemetrySummary
-	18, // 9: skyedge.v1.Hello.labels:type_name -> skyedge.v1.Hello.LabelsEntry
-	7,  // 10: skyedge.v1.Hello.disks:type_name -> skyedge.v1.DiskUsage
-	10, // 11: skyedge.v1.Hello.container:type_name -> skyedge.v1.ContainerLimits
-	13, // 12: skyedge.v1.Welcome.applied:type_name -> skyedge.v1.SeqRange
-	0,  // 13: skyedge.v1.Goodbye.reason:type_name -> skyedge.v1.Goodbye.Reason
-	7,  // 14: skyedge.v1.ResourceReport.disks:type_name -> skyedge.v1.DiskUsage
-	8,  // 15: skyedge.v1.ResourceReport.nets:type_name -> skyedge.v1.NetRate
-	9,  // 16: skyedge.v1.ResourceReport.temps:type_name -> skyedge.v1.Temperature
-	10, // 17: skyedge.v1.ResourceReport.container:type_name -> skyedge.v1.ContainerLimits
-	1,  // 18: skyedge.v1.Event.severity:type_name -> skyedge.v1.Event.Severity
-	19, // 19: skyedge.v1.Event.attributes:type_name -> skyedge.v1.Event.AttributesEntry
-	13, // 20: skyedge.v1.Ack.ranges:type_name -> skyedge.v1.SeqRange
-	2,  // 21: skyedge.v1.Batch.envelopes:type_name -> skyedge.v1.Envelope
-	13, // 22: skyedge.v1.Gap.seqs:type_name -> skyedge.v1.SeqRange
-	17, // 23: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
-	17, // 24: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
-	17, // 25: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
-	17, // 26: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
-	6,  // 27: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
-	13, // 28: skyedge.v1.TelemetrySummary.covers:type_name -> skyedge.v1.SeqRange
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	4,  // 0: skyedge.v1.Envelope.hello:type_name -> skyedge.v1.Hello
+	7,  // 1: skyedge.v1.Envelope.report:type_name -> skyedge.v1.ResourceReport
+	12, // 2: skyedge.v1.Envelope.event:type_name -> skyedge.v1.Event
+	13, // 3: skyedge.v1.Envelope.ack:type_name -> skyedge.v1.Ack
+	15, // 4: skyedge.v1.Envelope.batch:type_name -> skyedge.v1.Batch
+	5,  // 5: skyedge.v1.Envelope.welcome:type_name -> skyedge.v1.Welcome
+	6,  // 6: skyedge.v1.Envelope.goodbye:type_name -> skyedge.v1.Goodbye
+	16, // 7: skyedge.v1.Envelope.gap:type_name -> skyedge.v1.Gap
+	17, // 8: skyedge.v1.Envelope.summary:type_name -> skyedge.v1.TelemetrySummary
+	19, // 9: skyedge.v1.Envelope.desired:type_name -> skyedge.v1.DesiredState
+	21, // 10: skyedge.v1.Envelope.desired_ack:type_name -> skyedge.v1.DesiredAck
+	22, // 11: skyedge.v1.Envelope.status:type_name -> skyedge.v1.WorkloadStatus
+	23, // 12: skyedge.v1.Envelope.logs_request:type_name -> skyedge.v1.LogsRequest
+	24, // 13: skyedge.v1.Envelope.logs_response:type_name -> skyedge.v1.LogsResponse
+	25, // 14: skyedge.v1.Hello.labels:type_name -> skyedge.v1.Hello.LabelsEntry
+	8,  // 15: skyedge.v1.Hello.disks:type_name -> skyedge.v1.DiskUsage
+	11, // 16: skyedge.v1.Hello.container:type_name -> skyedge.v1.ContainerLimits
+	14, // 17: skyedge.v1.Welcome.applied:type_name -> skyedge.v1.SeqRange
+	0,  // 18: skyedge.v1.Goodbye.reason:type_name -> skyedge.v1.Goodbye.Reason
+	8,  // 19: skyedge.v1.ResourceReport.disks:type_name -> skyedge.v1.DiskUsage
+	9,  // 20: skyedge.v1.ResourceReport.nets:type_name -> skyedge.v1.NetRate
+	10, // 21: skyedge.v1.ResourceReport.temps:type_name -> skyedge.v1.Temperature
+	11, // 22: skyedge.v1.ResourceReport.container:type_name -> skyedge.v1.ContainerLimits
+	1,  // 23: skyedge.v1.Event.severity:type_name -> skyedge.v1.Event.Severity
+	26, // 24: skyedge.v1.Event.attributes:type_name -> skyedge.v1.Event.AttributesEntry
+	14, // 25: skyedge.v1.Ack.ranges:type_name -> skyedge.v1.SeqRange
+	3,  // 26: skyedge.v1.Batch.envelopes:type_name -> skyedge.v1.Envelope
+	14, // 27: skyedge.v1.Gap.seqs:type_name -> skyedge.v1.SeqRange
+	18, // 28: skyedge.v1.TelemetrySummary.cpu_permille:type_name -> skyedge.v1.Stat
+	18, // 29: skyedge.v1.TelemetrySummary.mem_used_kib:type_name -> skyedge.v1.Stat
+	18, // 30: skyedge.v1.TelemetrySummary.load1_centi:type_name -> skyedge.v1.Stat
+	18, // 31: skyedge.v1.TelemetrySummary.disk_used_permille:type_name -> skyedge.v1.Stat
+	7,  // 32: skyedge.v1.TelemetrySummary.last:type_name -> skyedge.v1.ResourceReport
+	14, // 33: skyedge.v1.TelemetrySummary.covers:type_name -> skyedge.v1.SeqRange
+	20, // 34: skyedge.v1.DesiredState.assignments:type_name -> skyedge.v1.WorkloadAssignment
+	2,  // 35: skyedge.v1.WorkloadStatus.state:type_name -> skyedge.v1.WorkloadStatus.State
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_skyedge_v1_skyedge_proto_init() }
@@ -1868,14 +2614,20 @@ func file_skyedge_v1_skyedge_proto_init() {
 		(*Envelope_Goodbye)(nil),
 		(*Envelope_Gap)(nil),
 		(*Envelope_Summary)(nil),
+		(*Envelope_Desired)(nil),
+		(*Envelope_DesiredAck)(nil),
+		(*Envelope_Status)(nil),
+		(*Envelope_LogsRequest)(nil),
+		(*Envelope_LogsResponse)(nil),
 	}
+	file_skyedge_v1_skyedge_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_skyedge_v1_skyedge_proto_rawDesc), len(file_skyedge_v1_skyedge_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   18,
+			NumEnums:      3,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

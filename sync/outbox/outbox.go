@@ -72,12 +72,12 @@ func (c Class) String() string {
 	return "unknown"
 }
 
-// ClassOf returns the class of a durable message: gaps and alarms are
-// Control, other events Event, reports and summaries Telemetry. ok is false
+// ClassOf returns the class of a durable message: gaps, workload statuses
+// and alarms are Control, other events Event, reports and summaries Telemetry. ok is false
 // for bodies that are not queued.
 func ClassOf(env *pb.Envelope) (c Class, ok bool) {
 	switch b := env.GetBody().(type) {
-	case *pb.Envelope_Gap:
+	case *pb.Envelope_Gap, *pb.Envelope_Status:
 		return Control, true
 	case *pb.Envelope_Event:
 		if b.Event.GetSeverity() == pb.Event_SEVERITY_ALARM {

@@ -117,14 +117,13 @@ func (in *Ingester) Acknowledge(ds []registry.Durable) {
 				Applied:      w,
 				ServerTimeMs: now.UnixMilli(),
 				Capability:   protocol.CapabilityVersion,
-				// Desired state is not versioned yet.
-				DesiredGeneration: 0,
+				OutboxId:     d.Applied.OutboxID,
 			}}
 			in.send(d.Node, "welcome", env)
 		}
 		if d.Ack {
 			env := downEnvelope(d.Node, now.UnixMilli())
-			env.Body = &pb.Envelope_Ack{Ack: &pb.Ack{Cumulative: d.Applied.Watermark, Ranges: ranges}}
+			env.Body = &pb.Envelope_Ack{Ack: &pb.Ack{Cumulative: d.Applied.Watermark, Ranges: ranges, OutboxId: d.Applied.OutboxID}}
 			if in.send(d.Node, "ack", env) {
 				in.m.AcksSent.Inc()
 			}

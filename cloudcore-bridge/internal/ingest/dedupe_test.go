@@ -221,7 +221,7 @@ func TestHelloBindsTheOutbox(t *testing.T) {
 					welcome = w
 				}
 			}
-			want := &pb.Welcome{Watermark: tt.wantMark, Applied: tt.wantRanges, ServerTimeMs: t0.UnixMilli(), Capability: protocol.CapabilityVersion}
+			want := &pb.Welcome{Watermark: tt.wantMark, Applied: tt.wantRanges, ServerTimeMs: t0.UnixMilli(), Capability: protocol.CapabilityVersion, OutboxId: tt.wantID}
 			if diff := cmp.Diff(want, welcome, cmp.Comparer(proto.Equal)); diff != "" {
 				t.Errorf("welcome after the hello's flush (-want +got):\n%s", diff)
 			}
