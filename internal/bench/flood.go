@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/skyedge/skyedge/internal/mqttwire"
 	"github.com/skyedge/skyedge/protocol"
 	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
 )
@@ -146,32 +147,32 @@ func (c *floodConn) handshake(ctx context.Context) error {
 		return err
 	}
 	c.env = stamp(&pb.Envelope{Body: &pb.Envelope_Report{Report: protocol.CompactReport(first, hello)}})
-	pkt := connectPacket(c.node, 60)
-	pkt = append(pkt, subscribePacket(1, protocol.DownFilter(c.node))...)
-	pkt = appendPublish(pkt, protocol.UpTopic(c.node, protocol.StreamHello), 2, payload)
+	pkt := mqttwire.ConnectPacket(c.node, 60)
+	pkt = append(pkt, mqttwire.SubscribePacket(1, protocol.DownFilter(c.node))...)
+	pkt = mqttwire.AppendPublish(pkt, protocol.UpTopic(c.node, protocol.StreamHello), 2, payload)
 	if _, err := c.nc.Write(pkt); err != nil {
 		return fmt.Errorf("CONNECT: %w", err)
 	}
 	var connack, suback, helloAcked bool
 	for !connack || !suback || !helloAcked {
-		h, body, err := readPacket(c.r, nil)
+		h, body, err := mqttwire.ReadPacket(c.r, nil, maxRemaining)
 		if err != nil {
 			return fmt.Errorf("handshake: %w", err)
 		}
 		switch h >> 4 {
-		case pktConnack:
-			if err := connackError(body); err != nil {
+		case mqttwire.Connack:
+			if err := mqttwire.ConnackError(body); err != nil {
 				return err
 			}
 			connack = true
-		case pktSuback:
+		case mqttwire.Suback:
 			if len(body) != 3 || body[2] > 1 {
 				return fmt.Errorf("subscription refused (SUBACK % x)", body)
 			}
 			suback = true
-		case pktPuback:
+		case mqttwire.Puback:
 			helloAcked = true
-		case pktPublish:
+		case mqttwire.Publish:
 			if err := c.ackPublish(h, body); err != nil {
 				return err
 			}
@@ -184,14 +185,14 @@ func (c *floodConn) handshake(ctx context.Context) error {
 
 // ackPublish acknowledges a PUBLISH from the bridge.
 func (c *floodConn) ackPublish(h byte, body []byte) error {
-	id, ack, err := publishID(h, body)
+	id, ack, err := mqttwire.PublishID(h, body)
 	if err != nil || !ack {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b [4]byte
-	if _, err := c.w.Write(appendPuback(b[:0], id)); err != nil {
+	if _, err := c.w.Write(mqttwire.AppendPuback(b[:0], id)); err != nil {
 		return err
 	}
 	return c.w.Flush()
@@ -224,20 +225,20 @@ func (c *floodConn) run(ctx context.Context, cfg floodConfig, acked *atomic.Uint
 	go func() {
 		var buf []byte
 		for {
-			h, body, err := readPacket(c.r, buf)
+			h, body, err := mqttwire.ReadPacket(c.r, buf, maxRemaining)
 			if err != nil {
 				readErr <- err
 				return
 			}
 			buf = body[:0]
 			switch h >> 4 {
-			case pktPuback:
+			case mqttwire.Puback:
 				acked.Add(1)
 				select {
 				case <-slots:
 				default:
 				}
-			case pktPublish:
+			case mqttwire.Publish:
 				if err := c.ackPublish(h, body); err != nil {
 					readErr <- err
 					return
@@ -364,7 +365,7 @@ func (c *floodConn) report(pkt, payload []byte, id uint16) ([]byte, []byte, erro
 	if err != nil {
 		return pkt, payload, err
 	}
-	return appendPublish(pkt[:0], c.topic, id, payload), payload, nil
+	return mqttwire.AppendPublish(pkt[:0], c.topic, id, payload), payload, nil
 }
 
 func (c *floodConn) flush() error {
@@ -385,7 +386,11 @@ func (f *flood) Close() {
 			continue
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(disconnectPacket)
+		_, _ = c.nc.Write(mqttwire.DisconnectPacket)
 		c.nc.Close()
 	}
 }
+
+// maxRemaining bounds the packets the publisher reads: it expects only
+// CONNACK, SUBACK, PUBACK, PINGRESP and small PUBLISHes (acks, welcomes).
+const maxRemaining = 1 << 16

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/skyedge/skyedge/internal/mqttwire"
 )
 
 // NodeID is the node ID of connection i: bench-00000, bench-00001, ...
@@ -146,23 +148,24 @@ func (p *Pool) dial(ctx context.Context, node string) (*conn, error) {
 		nc = t
 	}
 	c := &conn{node: node, c: nc, r: bufio.NewReaderSize(nc, 16<<10), w: bufio.NewWriterSize(nc, 32<<10)}
-	c.pkt, c.idOff = publishPacket(p.cfg.Topic(node), payload)
+	c.pkt, c.idOff = mqttwire.PublishPacket(p.cfg.Topic(node), payload)
 	if p.cfg.Prefix != nil {
-		c.prefix, c.topic, c.payload = p.cfg.Prefix, appendString(nil, p.cfg.Topic(node)), payload
+		c.prefix, c.topic, c.payload = p.cfg.Prefix, mqttwire.AppendString(nil, p.cfg.Topic(node)), payload
 	}
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
-	if _, err := nc.Write(connectPacket(node, 60)); err != nil {
+	if _, err := nc.Write(mqttwire.ConnectPacket(node, 60)); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("loadgen: %s: CONNECT: %w", node, err)
 	}
-	typ, body, err := readPacket(c.r, nil)
-	if err == nil && typ != typeConnack {
+	h, body, err := mqttwire.ReadPacket(c.r, nil, 0)
+	typ := h >> 4
+	if err == nil && typ != mqttwire.Connack {
 		err = fmt.Errorf("got packet type %d, want CONNACK", typ)
 	}
 	if err == nil {
-		err = connackError(body)
+		err = mqttwire.ConnackError(body)
 	}
 	if err != nil {
 		nc.Close()
@@ -208,17 +211,18 @@ func (c *conn) publish(ctx context.Context, n, window int) (int, error) {
 	go func() {
 		var buf []byte
 		for acked < n {
-			typ, body, err := readPacket(c.r, buf)
+			h, body, err := mqttwire.ReadPacket(c.r, buf, 0)
+			typ := h >> 4
 			if err != nil {
 				readDone <- fmt.Errorf("%s: read: %w", c.node, err)
 				return
 			}
 			buf = body[:0]
 			switch typ {
-			case typePuback:
+			case mqttwire.Puback:
 				<-slots
 				acked++
-			case typePingresp:
+			case mqttwire.Pingresp:
 			default:
 				readDone <- fmt.Errorf("%s: unexpected packet type %d", c.node, typ)
 				return
@@ -265,7 +269,7 @@ func (c *conn) writePublish(id uint16) error {
 	}
 	c.sent++
 	c.pre = c.prefix(c.node, c.sent, c.pre[:0])
-	c.head = appendLength(append(c.head[:0], typePublish<<4|0x02), len(c.topic)+2+len(c.pre)+len(c.payload))
+	c.head = mqttwire.AppendLength(append(c.head[:0], mqttwire.Publish<<4|0x02), len(c.topic)+2+len(c.pre)+len(c.payload))
 	c.head = append(append(c.head, c.topic...), byte(id>>8), byte(id))
 	for _, b := range [][]byte{c.head, c.pre, c.payload} {
 		if _, err := c.w.Write(b); err != nil {
@@ -297,7 +301,7 @@ func (p *Pool) Close() error {
 			continue
 		}
 		c.c.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := c.c.Write(disconnectPacket); err != nil {
+		if _, err := c.c.Write(mqttwire.DisconnectPacket); err != nil {
 			errs = append(errs, err)
 		}
 		if err := c.c.Close(); err != nil {

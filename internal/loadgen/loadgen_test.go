@@ -20,6 +20,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/goleak"
 
+	"github.com/skyedge/skyedge/internal/mqttwire"
 	"github.com/skyedge/skyedge/internal/pki"
 )
 
@@ -210,28 +211,12 @@ func TestDialErrors(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		readPacket(bufio.NewReader(c), nil)
-		c.Write([]byte{typeConnack << 4, 2, 0, 5}) // not authorised
+		mqttwire.ReadPacket(bufio.NewReader(c), nil, 0)
+		c.Write([]byte{mqttwire.Connack << 4, 2, 0, 5}) // not authorised
 	}()
 	_, err = Dial(context.Background(), config(l.Addr().String(), 1, 1))
 	if err == nil || !strings.Contains(err.Error(), "return code 5") {
 		t.Errorf("Dial() to a refusing broker = %v, want the return code", err)
-	}
-}
-
-func TestPackets(t *testing.T) {
-	pkt, off := publishPacket("a/b", []byte("xyz"))
-	want := []byte{0x32, 10, 0, 3, 'a', '/', 'b', 0, 0, 'x', 'y', 'z'}
-	if !bytes.Equal(pkt, want) || off != 7 {
-		t.Errorf("publishPacket = % x (id at %d), want % x (id at 7)", pkt, off, want)
-	}
-	for _, n := range []int{0, 127, 128, 16383, 16384, 2097151, 2097152} {
-		b := appendLength([]byte{0x30}, n)
-		b = append(b, make([]byte, n)...)
-		typ, body, err := readPacket(bufio.NewReader(bytes.NewReader(b)), nil)
-		if err != nil || typ != typePublish || len(body) != n {
-			t.Errorf("length %d: readPacket = type %d, %d bytes, %v", n, typ, len(body), err)
-		}
 	}
 }
 
