@@ -141,6 +141,9 @@ type PlannedReplica struct {
 	Jurisdiction string   `json:"jurisdiction,omitempty"`
 	Residency    string   `json:"residency,omitempty"`
 	Victims      []string `json:"victims,omitempty"`
+	// RTTSource says where RTTMillis came from: local (the site is the
+	// data source), measured or estimated; empty without a data source.
+	RTTSource string `json:"rttSource,omitempty"`
 }
 
 // Candidate is one site's verdict.
@@ -190,6 +193,9 @@ type Site struct {
 	// CapacityErrorUntil is set while a cloud region is avoided after a
 	// capacity error.
 	CapacityErrorUntil time.Time `json:"capacityErrorUntil,omitzero"`
+	// Problems lists what the bridge could not use of the site's labels
+	// (a malformed skyedge.io/lat, say); the site is placed without it.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // PlacementList is the residency audit: every placement decision taken,

@@ -47,7 +47,12 @@ func (a *apiClient) do(ctx context.Context, method, path string, body []byte) ([
 		req.Header.Set("Authorization", "Bearer "+*a.token)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		// Workload documents go as written: YAML unless they open with '{'.
+		ct := "application/json"
+		if t := bytes.TrimSpace(body); len(t) > 0 && t[0] != '{' {
+			ct = "application/yaml"
+		}
+		req.Header.Set("Content-Type", ct)
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
@@ -59,15 +64,31 @@ func (a *apiClient) do(ctx context.Context, method, path string, body []byte) ([
 		return nil, fmt.Errorf("%s %s: %w", method, u, err)
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
+		e := &apiError{Method: method, URL: u, Status: resp.Status, Code: resp.StatusCode}
+		var body struct {
 			Error string `json:"error"`
 		}
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, e.Error)
+		if json.Unmarshal(raw, &body) == nil {
+			e.Message = body.Error
 		}
-		return nil, fmt.Errorf("%s %s: %s", method, u, resp.Status)
+		return nil, e
 	}
 	return raw, nil
+}
+
+// apiError is an error answer of the bridge API.
+type apiError struct {
+	Method, URL, Status string
+	Code                int
+	// Message is the answer's {"error": ...}, if any.
+	Message string
+}
+
+func (e *apiError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("%s %s: %s: %s", e.Method, e.URL, e.Status, e.Message)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Method, e.URL, e.Status)
 }
 
 // writeJSON re-indents raw JSON for people.

@@ -31,10 +31,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"bench":   {"measure the whole system (ingest, storm, outbox, footprint, schedule)", runBench},
-		"certs":   {"make the fleet's certificates (init, issue)", runCerts},
-		"nodes":   {"show the fleet as the bridge sees it (list, get)", runNodes},
-		"version": {"print the version", func(_ context.Context, env Env, _ []string) error { fmt.Fprintln(env.Stdout, env.Version); return nil }},
+		"bench":     {"measure the whole system (ingest, storm, outbox, footprint, schedule)", runBench},
+		"certs":     {"make the fleet's certificates (init, issue)", runCerts},
+		"logs":      {"print a workload's recent output, fetched from its node", runLogs},
+		"nodes":     {"show the fleet as the bridge sees it (list, get)", runNodes},
+		"plan":      {"dry-run placement of a workload document: chosen sites and every site's verdict", runPlan},
+		"sites":     {"list the edge nodes and cloud regions workloads are placed on", runSites},
+		"version":   {"print the version", func(_ context.Context, env Env, _ []string) error { fmt.Fprintln(env.Stdout, env.Version); return nil }},
+		"workloads": {"manage workloads (apply, list, get, delete, explain)", runWorkloads},
 	}
 }
 

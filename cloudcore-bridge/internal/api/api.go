@@ -7,6 +7,8 @@
 //	GET /api/v1/nodes         {"items": [Node...]} sorted by ID;
 //	                          ?online=true|false, ?selector=k=v,k2=v2
 //	GET /api/v1/nodes/{id}    one Node, or 404 {"error": "..."}
+//	POST /api/v1/plan, GET /api/v1/workloads/{name}/explain, GET /api/v1/sites,
+//	GET /api/v1/placements    placement (plan.go; documents in apiv1)
 //
 // When a token is configured, every path but the probes requires
 // "Authorization: Bearer <token>".
@@ -45,6 +47,9 @@ type Config struct {
 	// TLS, when set, serves HTTPS (with client certificates if it says so).
 	TLS   *tls.Config
 	Nodes Nodes
+	// Planner answers the placement routes (plan, explain, sites,
+	// placements); nil answers them 503.
+	Planner Planner
 	// Ready returns nil when the bridge is ready to serve nodes.
 	Ready func() error
 	// Metrics serves /metrics.
@@ -101,6 +106,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux.Handle("GET /api/v1/nodes", s.auth(http.HandlerFunc(s.listNodes)))
 	mux.Handle("GET /api/v1/nodes/{id}", s.auth(http.HandlerFunc(s.getNode)))
+	s.planRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %q", r.URL.Path))
 	})

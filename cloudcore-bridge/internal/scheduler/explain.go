@@ -86,6 +86,10 @@ func (s SiteExplanation) String() string {
 	return b.String()
 }
 
+// Request returns the request the explanation is about, so that a reader
+// can price or describe any site for it.
+func (e *Explanation) Request() Request { return e.req }
+
 // Len is the number of sites explained: every site of the snapshot.
 func (e *Explanation) Len() int { return len(e.rec) }
 
