@@ -1,13 +1,16 @@
 // Package agent is the SkyEdge edge agent: the one type that builds and
-// owns every subsystem of the edge binary. Today those are the resource
-// sampler (internal/collect), the MQTT link to the cloud
-// (internal/uplink), the durable outbox (sync/outbox/badgerq) with its
-// drainer (sync/drain), and the reporter that feeds it; the workload
-// runner and OTA join them here.
+// owns every subsystem of the edge binary: the resource sampler
+// (internal/collect), the MQTT link to the cloud (internal/uplink), the
+// durable outbox (sync/outbox/badgerq) with its drainer (sync/drain), the
+// reporter that feeds it, and the workloads the cloud assigns
+// (sync/desired for the versioned desired set, internal/runner to run
+// it); OTA joins them here.
 //
-// Every report and event goes into the outbox first and is deleted only
-// when the cloud acknowledges applying it, so nothing is lost to a
-// disconnect, a crash or a reboot. README.md holds the design and limits.
+// Every report, event and workload status goes into the outbox first and
+// is deleted only when the cloud acknowledges applying it, so nothing is
+// lost to a disconnect, a crash or a reboot. The desired set is stored
+// before it is acknowledged, and run from storage at boot, before any
+// contact with the cloud. README.md holds the design and limits.
 //
 // The agent's configuration comes in two layers: Config, the library
 // configuration built by code (a fleet simulator, tests), and FileConfig,
@@ -78,7 +81,43 @@ type Stats struct {
 	// Drain holds the drainer's counters; zero before Run.
 	Drain drain.Stats
 
+	// Workloads holds the counters of the workloads the node runs.
+	Workloads WorkloadStats
+
 	LastError string // the most recent error of any kind
+}
+
+// WorkloadStats are the counters of the workloads the node runs, since
+// New.
+type WorkloadStats struct {
+	// Generation is the desired-state generation the node holds, and
+	// Assigned the number of workloads in it.
+	Generation uint64
+	Assigned   int
+
+	DesiredApplied    uint64 // desired-state messages stored and applied
+	DesiredIgnored    uint64 // resends of what the node holds, or received while disabled
+	DesiredMismatched uint64 // diffs on another base, answered with the generation held
+	DesiredFailed     uint64 // messages refused or not stored (not acknowledged)
+	DesiredDropped    uint64 // messages dropped on a full queue
+	DesiredAcksSent   uint64 // DesiredAcks the broker took
+	// AssignmentsRefused counts assignments the node could not take (a
+	// bad name, a spec that does not decode); the runner's Rejected
+	// counts those it refused to run (an invalid spec).
+	AssignmentsRefused uint64
+
+	StatusesQueued    uint64 // workload statuses appended to the outbox
+	StatusesRefused   uint64 // refused by the outbox (outbox.ErrFull)
+	StatusesFailed    uint64 // lost to another append error
+	StatusesCoalesced uint64 // replaced by a newer one of the same workload before they were queued
+	StatusesWaiting   int    // waiting for the outbox now
+
+	LogsServed  uint64 // logs responses the broker took
+	LogsDropped uint64 // logs requests dropped on a full queue
+
+	// From the runner: instances started, restarted, adopted from an
+	// earlier agent, starts that failed, assignments refused as invalid.
+	Starts, Restarts, Adoptions, StartFailures, Rejected uint64
 }
 
 // Agent is a running edge agent. Create it with New, run it with Run.
@@ -90,6 +129,7 @@ type Agent struct {
 	link     *uplink.Link
 	reporter *reporter
 	session  *session
+	work     *workloads
 	running  atomic.Bool
 
 	// pipe is the outbox and its drainer, set by Run before any
@@ -133,9 +173,9 @@ func New(cfg Config) (*Agent, error) {
 		Reconnect:      cfg.Reconnect,
 		Stamper:        a.stamper,
 		Hello:          a.hello,
-		OnMessage:      a.session.message,
-		OnConnected:    a.session.connected,
-		OnDisconnected: a.session.disconnected,
+		OnMessage:      a.message,
+		OnConnected:    a.connected,
+		OnDisconnected: a.disconnected,
 		Logger:         log,
 		Clock:          cfg.Clock,
 	})
@@ -143,6 +183,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.link = link
+	a.work, err = newWorkloads(cfg, a.stamper, link.Send, a.publish, link.Connected, log)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	a.reporter = &reporter{
 		src:       cfg.Source,
 		publish:   a.publish,
@@ -157,8 +201,11 @@ func New(cfg Config) (*Agent, error) {
 
 // Run starts the agent and blocks until ctx is done; cancellation is not
 // an error. Every start increments the boot epoch stored in DataDir and
-// opens the outbox in DataDir/outbox; on stop the link says goodbye and
-// the outbox is synced and closed. Run may be called once.
+// opens the outbox in DataDir/outbox, then hands the desired set stored
+// there to the runner before the link connects, so the node's workloads
+// run with or without the cloud. On stop the link says goodbye and the
+// outbox is synced and closed; the workloads keep running, for the next
+// agent to adopt. Run may be called once.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("agent: Run called twice")
@@ -185,8 +232,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.log.Info("starting", "version", a.cfg.Version, "boot_epoch", epoch, "broker", a.cfg.Broker,
 		"report_interval", a.cfg.ReportInterval, "outbox_id", st.ID, "outbox_pending", pending(st),
 		"drain_profile", a.cfg.Drain.Profile.Name)
+	a.work.load(p.kv)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.work.Run(gctx) })
 	g.Go(func() error { return p.q.Run(gctx) })
 	g.Go(func() error { return p.d.Run(gctx) })
 	g.Go(func() error { return a.session.Run(gctx) })
@@ -259,6 +308,7 @@ func (a *Agent) Stats() Stats {
 		PublishErrors:   ls.PublishErrors,
 		AcksIgnored:     a.session.ignored.Load(),
 		WelcomeTimeouts: a.session.timeouts.Load(),
+		Workloads:       a.work.Stats(),
 		LastError:       ls.LastError,
 	}
 	if p := a.pipe.Load(); p != nil {
@@ -287,6 +337,7 @@ func (a *Agent) hello(ctx context.Context) (*pb.Hello, error) {
 	if st.NextSeq > 0 {
 		h.NextSeq = st.NextSeq - 1
 	}
+	h.AppliedGeneration = a.work.generation.Load()
 	if h.AgentVersion == "" {
 		h.AgentVersion = a.cfg.Version
 	}

@@ -78,6 +78,8 @@ type Config struct {
 	// then it sends its whole outbox (the cloud drops what it already
 	// has) rather than stay silent.
 	WelcomeTimeout time.Duration
+	// Workloads configures the workloads the node runs for the cloud.
+	Workloads WorkloadsConfig
 }
 
 // Defaults of Config.
@@ -104,6 +106,7 @@ func DefaultConfig() Config {
 		OutboxStorage:  edgeStorage(),
 		Drain:          drain.DefaultConfig(),
 		WelcomeTimeout: DefaultWelcomeTimeout,
+		Workloads:      defaultWorkloads(),
 	}
 }
 
@@ -221,6 +224,7 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("DataDir: required (the agent keeps its boot epoch and outbox there)"))
 	}
+	errs = append(errs, c.Workloads.validate()...)
 	// The identity fields are the agent's; check the rest as the outbox
 	// and the drainer will.
 	oc, dc, so := c.Outbox, c.Drain, c.OutboxStorage

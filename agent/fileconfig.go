@@ -57,20 +57,24 @@ const (
 //	  telemetry: {quota: 32Mi, ttl: 72h}
 //	  maxDisk: 256Mi
 //	  drainProfile: aws-iot-core
+//	workloads:               # what the node runs (see WorkloadsFileConfig)
+//	  enabled: true
+//	  dockerSocket: /var/run/docker.sock
 //	log: {level: info, format: text}
 //
 // Durations are Go duration strings (30s, 5m, 1h); sizes are bytes with
 // an optional unit (64Mi, 1Gi, 500k; see Size). Unknown fields are
 // errors, so a misspelt setting is not silently ignored.
 type FileConfig struct {
-	APIVersion string           `yaml:"apiVersion"`
-	Kind       string           `yaml:"kind"`
-	Node       NodeConfig       `yaml:"node"`
-	Cloud      CloudConfig      `yaml:"cloud"`
-	Report     ReportConfig     `yaml:"report"`
-	DataDir    string           `yaml:"dataDir"`
-	Outbox     OutboxFileConfig `yaml:"outbox"`
-	Log        LogConfig        `yaml:"log"`
+	APIVersion string              `yaml:"apiVersion"`
+	Kind       string              `yaml:"kind"`
+	Node       NodeConfig          `yaml:"node"`
+	Cloud      CloudConfig         `yaml:"cloud"`
+	Report     ReportConfig        `yaml:"report"`
+	DataDir    string              `yaml:"dataDir"`
+	Outbox     OutboxFileConfig    `yaml:"outbox"`
+	Workloads  WorkloadsFileConfig `yaml:"workloads"`
+	Log        LogConfig           `yaml:"log"`
 }
 
 // NodeConfig is the file's node section.
@@ -111,6 +115,7 @@ func DefaultFileConfig() *FileConfig {
 		Cloud:      CloudConfig{KeepAlive: DefaultKeepAlive},
 		Report:     ReportConfig{Interval: DefaultReportInterval},
 		Outbox:     defaultOutboxFileConfig(),
+		Workloads:  defaultWorkloadsFileConfig(),
 		Log:        LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -165,6 +170,7 @@ func (f *FileConfig) Validate() error {
 		add("dataDir: required: a directory the agent may write, e.g. /var/lib/skyedge")
 	}
 	errs = append(errs, f.Outbox.validate()...)
+	errs = append(errs, f.Workloads.validate()...)
 	if _, err := parseLevel(f.Log.Level); err != nil {
 		add("log.level %q: must be debug, info, warn or error", f.Log.Level)
 	}
@@ -242,6 +248,7 @@ func (f *FileConfig) ToConfig() (Config, error) {
 	cfg.ReportInterval = f.Report.Interval
 	cfg.DataDir = f.DataDir
 	f.Outbox.apply(&cfg)
+	f.Workloads.apply(&cfg)
 	if b, _ := uplink.ParseBroker(f.Cloud.Broker); b.TLS {
 		tlsCfg, err := pki.ClientTLS(f.Cloud.CertFile, f.Cloud.KeyFile, f.Cloud.CAFile, f.Cloud.ServerName)
 		if err != nil {

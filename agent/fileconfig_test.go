@@ -94,6 +94,14 @@ func TestValidate(t *testing.T) {
 			want: "outbox quotas total 220Mi: must be at most half of outbox.maxDisk 256Mi (raise maxDisk to 440Mi or lower the quotas)"},
 		{name: "outbox large telemetry with its disk", mod: func(f *FileConfig) { f.Outbox.Telemetry.Quota, f.Outbox.MaxDisk = GiB, 3*GiB }},
 		{name: "outbox drainProfile", mod: func(f *FileConfig) { f.Outbox.DrainProfile = "fast" }, want: `outbox.drainProfile "fast": must be aws-iot-core or unlimited`},
+		{name: "workloads disabled", mod: func(f *FileConfig) { f.Workloads.Enabled = false }},
+		{name: "workloads stateDir relative", mod: func(f *FileConfig) { f.Workloads.StateDir = "apps" }, want: `workloads.stateDir "apps": must be an absolute path`},
+		{name: "workloads dockerSocket relative", mod: func(f *FileConfig) { f.Workloads.DockerSocket = "docker.sock" }, want: `workloads.dockerSocket "docker.sock": must be an absolute path`},
+		{name: "workloads cgroupRoot relative", mod: func(f *FileConfig) { f.Workloads.CgroupRoot = "skyedge.slice" }, want: `workloads.cgroupRoot "skyedge.slice": must be an absolute path`},
+		{name: "workloads logMaxSize too small", mod: func(f *FileConfig) { f.Workloads.LogMaxSize = 4 * KiB }, want: "workloads.logMaxSize 4Ki: must be between 64Ki and 1Gi"},
+		{name: "workloads logMaxSize too large", mod: func(f *FileConfig) { f.Workloads.LogMaxSize = 2 * GiB }, want: "workloads.logMaxSize 2Gi: must be between"},
+		{name: "workloads logFiles zero", mod: func(f *FileConfig) { f.Workloads.LogFiles = 0 }, want: "workloads.logFiles 0: must be between 1 and 100"},
+		{name: "workloads logFiles too many", mod: func(f *FileConfig) { f.Workloads.LogFiles = 101 }, want: "workloads.logFiles 101"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,6 +153,10 @@ func TestLoadFile(t *testing.T) {
 			Telemetry:    ClassFileConfig{Quota: 96 * MiB},
 			MaxDisk:      512 * MiB,
 			DrainProfile: "unlimited",
+		},
+		Workloads: WorkloadsFileConfig{
+			Enabled: true, StateDir: "/var/lib/skyedge/apps", DockerSocket: "/run/docker.sock",
+			CgroupRoot: "/sys/fs/cgroup/skyedge.slice", DisableLimits: true, LogMaxSize: 4 * MiB, LogFiles: 5,
 		},
 		Log: LogConfig{Level: "info", Format: "json"},
 	}
@@ -236,6 +248,9 @@ func TestToConfig(t *testing.T) {
 		t.Errorf("ToConfig() outbox = %+v, drain profile %+v, storage %+v; want the file's telemetry policy and profile, defaults elsewhere",
 			cfg.Outbox.Policies, cfg.Drain.Profile, cfg.OutboxStorage)
 	}
+	if w := cfg.Workloads; w.Disabled || w.StateDir != "" || w.DockerSocket != "/var/run/docker.sock" || w.LogMaxBytes != 1<<20 || w.LogFiles != 3 {
+		t.Errorf("ToConfig() workloads = %+v, want the defaults", w)
+	}
 	if cfg.TLS == nil || len(cfg.TLS.Certificates) != 1 || cfg.TLS.RootCAs == nil {
 		t.Fatalf("ToConfig().TLS = %+v, want the node certificate and the CA", cfg.TLS)
 	}
@@ -253,7 +268,8 @@ func TestFlags(t *testing.T) {
 	f := validFile(t)
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	flags := RegisterFlags(fs)
-	err := fs.Parse([]string{"-node", "truck-043", "-interval", "30s", "-label", "role=tanker", "-label", "axle=3", "-log-format", "json", "-drain-profile", "unlimited"})
+	err := fs.Parse([]string{"-node", "truck-043", "-interval", "30s", "-label", "role=tanker", "-label", "axle=3", "-log-format", "json", "-drain-profile", "unlimited",
+		"-workloads=false", "-docker-socket", "/run/docker.sock"})
 	if err != nil {
 		t.Fatalf("Parse() error = %v", err)
 	}
@@ -262,6 +278,12 @@ func TestFlags(t *testing.T) {
 	if f.Node.Name != "truck-043" || f.Report.Interval != 30*time.Second || f.Log.Format != "json" || f.Outbox.DrainProfile != "unlimited" {
 		t.Errorf("Apply() = node %q, interval %s, format %q, drain profile %q; want the flags' values",
 			f.Node.Name, f.Report.Interval, f.Log.Format, f.Outbox.DrainProfile)
+	}
+	if f.Workloads.Enabled || f.Workloads.DockerSocket != "/run/docker.sock" {
+		t.Errorf("Apply() workloads = %+v, want disabled with the flag's socket", f.Workloads)
+	}
+	if cfg, err := f.ToConfig(); err != nil || !cfg.Workloads.Disabled {
+		t.Errorf("ToConfig() after -workloads=false = %+v, %v; want workloads disabled", cfg.Workloads, err)
 	}
 	if f.Cloud.Broker != broker || f.Log.Level != "info" {
 		t.Errorf("Apply() changed settings whose flags were not given: broker %q, level %q", f.Cloud.Broker, f.Log.Level)

@@ -15,8 +15,9 @@ import (
 type Flags struct {
 	fs                                               *flag.FlagSet
 	node, broker, ca, cert, key, serverName, dataDir string
-	logLevel, logFormat, drainProfile                string
+	logLevel, logFormat, drainProfile, dockerSocket  string
 	interval                                         time.Duration
+	workloads                                        bool
 	labels                                           labelsFlag
 }
 
@@ -35,6 +36,8 @@ func RegisterFlags(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (log.level)")
 	fs.StringVar(&f.logFormat, "log-format", "", "text or json (log.format)")
 	fs.StringVar(&f.drainProfile, "drain-profile", "", "backlog pacing (outbox.drainProfile): "+strings.Join(DrainProfileNames(), " or "))
+	fs.BoolVar(&f.workloads, "workloads", true, "run the workloads the cloud assigns (workloads.enabled); -workloads=false turns them off")
+	fs.StringVar(&f.dockerSocket, "docker-socket", "", "Docker daemon socket (workloads.dockerSocket)")
 	return f
 }
 
@@ -70,6 +73,10 @@ func (f *Flags) Apply(c *FileConfig) {
 			c.Log.Format = f.logFormat
 		case "drain-profile":
 			c.Outbox.DrainProfile = f.drainProfile
+		case "workloads":
+			c.Workloads.Enabled = f.workloads
+		case "docker-socket":
+			c.Workloads.DockerSocket = f.dockerSocket
 		}
 	})
 }

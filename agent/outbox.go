@@ -35,6 +35,7 @@ const (
 // deletes only on the cloud's ack.
 type pipe struct {
 	q      outbox.Queue
+	kv     *badgerq.KV // the agent's own state, in the same database
 	d      *drain.Drainer
 	closed atomic.Bool // set before the queue is closed
 }
@@ -73,7 +74,7 @@ func (a *Agent) openOutbox(epoch uint64) (*pipe, error) {
 	if err != nil {
 		return nil, errors.Join(err, q.Close())
 	}
-	return &pipe{q: q, d: d}, nil
+	return &pipe{q: q, kv: q.Local(), d: d}, nil
 }
 
 // send is the drainer's Sender: one QoS 1 publish through the link, which

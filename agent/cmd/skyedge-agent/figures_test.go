@@ -73,6 +73,45 @@ func readMemory(pid int) (memory, error) {
 	return m, nil
 }
 
+// residentByMapping sums a process's resident memory (KiB) by what is
+// mapped: "heap and stacks" for anonymous memory, "binary", the
+// database's files by extension (".sst", ".mem", ".vlog"), and "other".
+func residentByMapping(pid int) (string, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return "", err
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	sums := map[string]int{}
+	kind := ""
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			switch name := strings.Join(f[5:], " "); {
+			case name == "" || strings.HasPrefix(name, "["):
+				kind = "heap and stacks"
+			case name == exe:
+				kind = "binary"
+			case filepath.Ext(name) == ".sst" || filepath.Ext(name) == ".mem" || filepath.Ext(name) == ".vlog":
+				kind = filepath.Ext(name)
+			default:
+				kind = "other"
+			}
+		case len(f) == 3 && f[0] == "Rss:":
+			n, _ := strconv.Atoi(f[1])
+			sums[kind] += n
+		}
+	}
+	var parts []string
+	for _, k := range []string{"heap and stacks", "binary", ".sst", ".mem", ".vlog", "other"} {
+		if sums[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, float64(sums[k])/1024))
+		}
+	}
+	return strings.Join(parts, ", ") + " MiB", nil
+}
+
 // agentProc is the agent binary running with a configuration file.
 type agentProc struct {
 	t      *testing.T
@@ -134,6 +173,16 @@ func (p *agentProc) logged(msg string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// mappings is where the agent's resident memory is, for the log.
+func (p *agentProc) mappings() string {
+	p.t.Helper()
+	s, err := residentByMapping(p.cmd.Process.Pid)
+	if err != nil {
+		p.t.Fatalf("agent mappings: %v", err)
+	}
+	return s
 }
 
 func (p *agentProc) memory() memory {
@@ -329,6 +378,7 @@ func measureBacklog(t *testing.T, n int, profile string) {
 		t.Logf("offline t=%ds %s", 5*i, m)
 		offline = higher(offline, m)
 	}
+	t.Logf("offline, resident: %s", p.mappings())
 
 	b.Restart()
 	var peak memory
@@ -365,7 +415,7 @@ func measureBacklog(t *testing.T, n int, profile string) {
 		time.Sleep(10 * time.Second) // the measurement's own cadence
 		idle = p.memory()
 	}
-	t.Logf("agent memory a minute after the drain: %s", idle)
+	t.Logf("agent memory a minute after the drain: %s; resident: %s", idle, p.mappings())
 	p.stop()
 	if rec := p.logged("stopped"); rec == nil || rec["outbox_pending"] != float64(0) {
 		t.Errorf("agent stopped with %v, want the outbox empty", rec)

@@ -96,3 +96,33 @@ func (l *Link) wait(ctx context.Context, tok paho.Token, timeout time.Duration) 
 		return fmt.Errorf("%w (%s)", errTimeout, timeout)
 	}
 }
+
+// directStreams are the up streams Send may use: replies that are not
+// sequenced and not kept, because the cloud asks again or learns the
+// same from the next hello.
+var directStreams = map[string]bool{
+	protocol.StreamDesired: true, // DesiredAck
+	protocol.StreamLogs:    true, // LogsResponse
+}
+
+// Send publishes env, stamped and unsequenced, on its stream's up topic
+// at QoS 1 and waits for the broker's PUBACK, like Publish. It is for
+// replies that are never queued (a DesiredAck, a LogsResponse): it
+// returns ErrNotConnected at once while the link is down, and an error
+// for a body of any other stream.
+func (l *Link) Send(ctx context.Context, env *pb.Envelope) error {
+	c := l.current()
+	if c == nil {
+		return ErrNotConnected
+	}
+	if s := protocol.StreamOf(env); !directStreams[s] || env.GetSeq() != 0 {
+		return fmt.Errorf("send %s: only unsequenced desired-state acks and logs responses are sent directly", protocol.BodyName(env))
+	}
+	if err := l.publishOn(ctx, c, env); err != nil {
+		l.publishErrors.Add(1)
+		l.noteError(err)
+		return err
+	}
+	l.published.Add(1)
+	return nil
+}

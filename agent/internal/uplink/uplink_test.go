@@ -154,6 +154,43 @@ func TestPublish(t *testing.T) {
 	}
 }
 
+// TestSend checks the direct path of unsequenced replies: a DesiredAck
+// and a LogsResponse reach their up topics; anything the outbox must
+// carry is refused.
+func TestSend(t *testing.T) {
+	b := brokertest.Start(t)
+	h := start(t, b, b.ClientTLS(node), nil)
+	h.waitHellos(1)
+	st := &stamp.Stamper{NodeID: node, BootEpoch: 3, Clock: clock.Real}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ack := st.Stamp(&pb.Envelope{Body: &pb.Envelope_DesiredAck{DesiredAck: &pb.DesiredAck{Generation: 7}}})
+	logs := st.Stamp(&pb.Envelope{Body: &pb.Envelope_LogsResponse{LogsResponse: &pb.LogsResponse{RequestId: "r1", Lines: []string{"a"}}}})
+	for _, env := range []*pb.Envelope{ack, logs} {
+		if err := h.link.Send(ctx, env); err != nil {
+			t.Fatalf("Send(%s) = %v", protocol.BodyName(env), err)
+		}
+	}
+	for _, w := range []struct {
+		stream string
+		env    *pb.Envelope
+	}{{protocol.StreamDesired, ack}, {protocol.StreamLogs, logs}} {
+		topic := protocol.UpTopic(node, w.stream)
+		brokertest.WaitFor(t, wait, topic, func() bool { return len(b.Envelopes(topic)) == 1 })
+		if diff := cmp.Diff(w.env, b.Envelopes(topic)[0], protocmp.Transform()); diff != "" {
+			t.Errorf("%s mismatch (-want +got):\n%s", topic, diff)
+		}
+	}
+	for _, env := range []*pb.Envelope{
+		st.Stamp(&pb.Envelope{Body: &pb.Envelope_Report{Report: &pb.ResourceReport{}}}),
+		st.Stamp(&pb.Envelope{Seq: 4, Body: &pb.Envelope_DesiredAck{DesiredAck: &pb.DesiredAck{}}}),
+	} {
+		if err := h.link.Send(ctx, env); err == nil {
+			t.Errorf("Send(%v) = nil, want an error", env)
+		}
+	}
+}
+
 func TestPublishWhileOffline(t *testing.T) {
 	l, err := New(Config{NodeID: node, Broker: "tls://127.0.0.1:1", TLS: &tls.Config{}})
 	if err != nil {
