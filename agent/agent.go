@@ -178,6 +178,7 @@ func New(cfg Config) (*Agent, error) {
 		OnDisconnected: a.disconnected,
 		Logger:         log,
 		Clock:          cfg.Clock,
+		Dial:           cfg.Dial,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -80,6 +82,19 @@ type Config struct {
 	WelcomeTimeout time.Duration
 	// Workloads configures the workloads the node runs for the cloud.
 	Workloads WorkloadsConfig
+
+	// Dial opens the TCP connection to the broker; nil means a
+	// net.Dialer. A fleet simulator binds each node to its own source
+	// address with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OpenOutbox opens the outbox instead of the Badger one in
+	// DataDir/outbox; cfg is Outbox with the node, boot epoch, clock and
+	// logger set. The agent's own state (desired workloads, last contact)
+	// then lives in memory. For fleet simulators, which measure the
+	// cloud and the link, not thousands of local disks: an in-memory
+	// outbox (sync/outbox/memq) loses everything on restart. Nil in
+	// production.
+	OpenOutbox func(cfg outbox.Config) (outbox.Queue, error)
 }
 
 // Defaults of Config.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -35,7 +37,7 @@ const (
 // deletes only on the cloud's ack.
 type pipe struct {
 	q      outbox.Queue
-	kv     *badgerq.KV // the agent's own state, in the same database
+	kv     kvStore // the agent's own state, in the same database
 	d      *drain.Drainer
 	closed atomic.Bool // set before the queue is closed
 }
@@ -62,11 +64,22 @@ func (p *pipe) publish(ctx context.Context, env *pb.Envelope) (uint64, error) {
 func (a *Agent) openOutbox(epoch uint64) (*pipe, error) {
 	oc := a.cfg.Outbox
 	oc.NodeID, oc.BootEpoch, oc.Clock, oc.Logger = a.cfg.NodeID, epoch, a.cfg.Clock, a.baseLog
-	so := a.cfg.OutboxStorage
-	so.Dir = filepath.Join(a.cfg.DataDir, OutboxDir)
-	q, err := badgerq.Open(so, oc)
-	if err != nil {
-		return nil, err
+	var q outbox.Queue
+	var kv kvStore
+	if a.cfg.OpenOutbox != nil {
+		mq, err := a.cfg.OpenOutbox(oc)
+		if err != nil {
+			return nil, err
+		}
+		q, kv = mq, newMemKV()
+	} else {
+		so := a.cfg.OutboxStorage
+		so.Dir = filepath.Join(a.cfg.DataDir, OutboxDir)
+		bq, err := badgerq.Open(so, oc)
+		if err != nil {
+			return nil, err
+		}
+		q, kv = bq, bq.Local()
 	}
 	dc := a.cfg.Drain
 	dc.NodeID, dc.BootEpoch, dc.Clock, dc.Logger = a.cfg.NodeID, epoch, a.cfg.Clock, a.baseLog
@@ -74,7 +87,33 @@ func (a *Agent) openOutbox(epoch uint64) (*pipe, error) {
 	if err != nil {
 		return nil, errors.Join(err, q.Close())
 	}
-	return &pipe{q: q, kv: q.Local(), d: d}, nil
+	return &pipe{q: q, kv: kv, d: d}, nil
+}
+
+// memKV is the agent's state in memory, beside an outbox from
+// Config.OpenOutbox.
+type memKV struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func newMemKV() *memKV { return &memKV{m: map[string][]byte{}} }
+
+func (kv *memKV) Get(key string) ([]byte, error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	v, ok := kv.m[key]
+	if !ok {
+		return nil, badgerq.ErrNotFound
+	}
+	return slices.Clone(v), nil
+}
+
+func (kv *memKV) Set(key string, val []byte) error {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	kv.m[key] = slices.Clone(val)
+	return nil
 }
 
 // send is the drainer's Sender: one QoS 1 publish through the link, which
