@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/skyedge/skyedge/agent"
 	"github.com/skyedge/skyedge/internal/backoff"
 	"github.com/skyedge/skyedge/sync/outbox"
+	"github.com/skyedge/skyedge/sync/outbox/memq"
 )
 
 // nodeName is the ID of simulated node i.
@@ -46,6 +48,16 @@ type fleetConfig struct {
 	Reconnect backoff.Policy
 	// Logger receives the agents' own logs; they are discarded when nil.
 	Logger *slog.Logger
+	// MemoryOutbox holds each agent's outbox in memory (sync/outbox/memq,
+	// the same engine and policies as Badger) instead of a Badger
+	// database: thousands of databases on one machine would measure its
+	// disk and its cores, not the cloud. DataDir then holds only boot
+	// epochs.
+	MemoryOutbox bool
+	// First is the fleet-wide index of Nodes[0]; agents bind source
+	// address sourceAddr(First+i), so a fleet larger than one address's
+	// ephemeral ports still connects.
+	First int
 }
 
 // simAgent is one running simulated agent.
@@ -89,6 +101,10 @@ func startFleet(ctx context.Context, cfg fleetConfig) (*fleet, error) {
 		}
 		c.Logger = log
 		c.Source = src
+		c.Dial = (&net.Dialer{LocalAddr: sourceAddr(cfg.First + i), KeepAlive: c.KeepAlive}).DialContext
+		if cfg.MemoryOutbox {
+			c.OpenOutbox = func(oc outbox.Config) (outbox.Queue, error) { return memq.Open(oc) }
+		}
 		a, err := agent.New(c)
 		if err != nil {
 			return nil, fmt.Errorf("bench: simulated agent %s: %w", node, err)
@@ -195,3 +211,9 @@ func (f *fleet) Stop() error {
 	defer f.mu.Unlock()
 	return f.runErr
 }
+
+// Outbox storages of simulated agents.
+const (
+	OutboxBadger = "badger"
+	OutboxMemory = "memory"
+)

@@ -136,6 +136,7 @@ func runLoadChild(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	window := fs.Int("window", 1, "unacknowledged messages per connection (flood)")
 	total := fs.Int("total", 0, "nodes in the whole fleet (flood: spreads the reports' phases)")
 	groups := fs.Int("proxies", 0, "fault proxies between the agents and the bridge (0: direct)")
+	outboxKind := fs.String("outbox", OutboxBadger, "agents' outbox storage: badger or memory")
 	level := fs.String("log-level", "error", "level of the agents' logs on stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -181,7 +182,7 @@ func runLoadChild(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		}
 		c.fleet, err = startFleet(ctx, fleetConfig{
 			Nodes: nodes, TLS: tlsConfs, Broker: brokerOf, Interval: *interval, Ramp: *ramp,
-			DataDir: *dataDir, Logger: log,
+			DataDir: *dataDir, Logger: log, MemoryOutbox: *outboxKind == OutboxMemory, First: *first,
 		})
 	case modeFlood:
 		c.flood, err = dialFlood(ctx, floodConfig{

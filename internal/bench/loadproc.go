@@ -37,6 +37,8 @@ type loadConfig struct {
 	Window   int           // flood
 	// Proxied puts a fault proxy in front of every agentsPerProxy agents.
 	Proxied bool
+	// Outbox is the agents' outbox storage: OutboxBadger or OutboxMemory.
+	Outbox  string
 	DataDir string
 	PKIDir  string
 }
@@ -56,6 +58,11 @@ func perProc(cfg loadConfig) (int, error) {
 	}
 	fds, want := fdsPerAgent, agentsPerProc
 	switch {
+	case cfg.Mode == modeAgents && cfg.Outbox == OutboxMemory:
+		fds, want = 1, floodPerProc
+		if cfg.Proxied {
+			fds += 2
+		}
 	case cfg.Mode == modeFlood:
 		fds, want = 1, floodPerProc
 	case cfg.Proxied:
@@ -95,6 +102,9 @@ func startLoad(ctx context.Context, env Env, cfg loadConfig) (*loadGroup, error)
 		}
 		if cfg.Proxied {
 			args = append(args, "-proxies", strconv.Itoa((count+agentsPerProxy-1)/agentsPerProxy))
+		}
+		if cfg.Outbox != "" {
+			args = append(args, "-outbox", cfg.Outbox)
 		}
 		c, err := startChild(env, roleLoad, args, filepath.Join(cfg.DataDir, fmt.Sprintf("load-%d.log", i)))
 		if err != nil {

@@ -28,6 +28,10 @@ type StormConfig struct {
 	Settle time.Duration
 	// Ramp is the most agents started per second (1000 when 0).
 	Ramp float64
+	// Outbox is the agents' outbox storage, OutboxBadger (default) or
+	// OutboxMemory (for fleets larger than the machine runs Badger
+	// databases for).
+	Outbox string
 	// UpFor is how long every agent has been connected when the links
 	// are cut; 0 means long enough for the agents' reconnect backoff to
 	// start afresh (backoff.DefaultPolicy.ResetAfter), as in a fleet that
@@ -172,7 +176,7 @@ func Storm(ctx context.Context, env Env, cfg StormConfig) (StormResult, error) {
 	}
 	g, err := startLoad(ctx, env, loadConfig{
 		Mode: modeAgents, Broker: br.MQTT, Nodes: cfg.Agents, Interval: cfg.Interval, Ramp: cfg.Ramp,
-		Proxied: true, DataDir: agentDir, PKIDir: pkiDir,
+		Proxied: true, Outbox: cfg.Outbox, DataDir: agentDir, PKIDir: pkiDir,
 	})
 	if err == nil {
 		err = storm(ctx, env, br, g, cfg, &res)

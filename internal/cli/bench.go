@@ -125,6 +125,7 @@ func runScenario(ctx context.Context, env Env, args []string) (bench.Result, boo
 		fs.DurationVar(&cfg.Interval, "interval", time.Second, "report interval")
 		fs.DurationVar(&cfg.Settle, "settle", 5*time.Minute, "longest wait for reconnection and drain")
 		fs.Float64Var(&cfg.Ramp, "ramp", 1000, "agents started per second")
+		fs.StringVar(&cfg.Outbox, "outbox", bench.OutboxBadger, "agents' outbox storage: badger, or memory (same engine, no database: for fleets beyond what the machine runs Badger for)")
 		run = func() (bench.Result, error) { return bench.Storm(ctx, c.env(env), cfg) }
 	case "outbox":
 		var cfg bench.OutboxConfig
