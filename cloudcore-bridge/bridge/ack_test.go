@@ -90,7 +90,7 @@ func TestAcksInOrder(t *testing.T) {
 	for seq := range uint64(n) {
 		truck.send(t, seqReport("truck-1", seq+1, uint32(seq+1)))
 	}
-	truck.awaitAck(t, &pb.Ack{Cumulative: n})
+	truck.awaitAck(t, &pb.Ack{Cumulative: n, OutboxId: "ob-1"})
 
 	var raw struct {
 		Applied  map[string]any `json:"applied"`
@@ -117,16 +117,16 @@ func TestDuplicatesAreAckedNotApplied(t *testing.T) {
 	for seq := range uint64(3) {
 		node.send(t, seqReport("sat-1", seq+1, uint32(100+seq+1)))
 	}
-	node.awaitAck(t, &pb.Ack{Cumulative: 3})
+	node.awaitAck(t, &pb.Ack{Cumulative: 3, OutboxId: "ob-1"})
 
 	// The same seq again, as after a lost ack: acknowledged again.
 	node.send(t, seqReport("sat-1", 2, 999))
-	node.awaitAck(t, &pb.Ack{Cumulative: 3})
+	node.awaitAck(t, &pb.Ack{Cumulative: 3, OutboxId: "ob-1"})
 	// A batch overlapping what was applied.
 	node.send(t, &pb.Envelope{NodeId: "sat-1", Body: &pb.Envelope_Batch{Batch: &pb.Batch{Envelopes: []*pb.Envelope{
 		seqReport("sat-1", 2, 998), seqReport("sat-1", 3, 997), seqReport("sat-1", 4, 104), seqReport("sat-1", 5, 105),
 	}}}})
-	node.awaitAck(t, &pb.Ack{Cumulative: 5})
+	node.awaitAck(t, &pb.Ack{Cumulative: 5, OutboxId: "ob-1"})
 
 	n, _ := getNode(t, b, "sat-1")
 	if n.Counters.Applied != 5 || n.Counters.Duplicates != 3 {
@@ -154,20 +154,20 @@ func TestOutOfOrderAndSettledSeqs(t *testing.T) {
 	}
 	node.send(t, event(5))
 	node.send(t, event(6))
-	node.awaitAck(t, &pb.Ack{Cumulative: 0, Ranges: seqRanges([2]uint64{5, 6})})
+	node.awaitAck(t, &pb.Ack{Cumulative: 0, Ranges: seqRanges([2]uint64{5, 6}), OutboxId: "ob-1"})
 	for seq := range uint64(4) {
 		node.send(t, seqReport("van-1", seq+1, 1))
 	}
-	node.awaitAck(t, &pb.Ack{Cumulative: 6})
+	node.awaitAck(t, &pb.Ack{Cumulative: 6, OutboxId: "ob-1"})
 
 	// A gap settles the telemetry the node dropped (7, 8).
 	node.send(t, &pb.Envelope{NodeId: "van-1", Seq: 9, Body: &pb.Envelope_Gap{Gap: &pb.Gap{
 		Class: "telemetry", Dropped: 2, Reason: "quota", Seqs: seqRanges([2]uint64{7, 8})}}})
-	node.awaitAck(t, &pb.Ack{Cumulative: 9})
+	node.awaitAck(t, &pb.Ack{Cumulative: 9, OutboxId: "ob-1"})
 	// A summary settles the reports it replaces (10..12).
 	node.send(t, &pb.Envelope{NodeId: "van-1", Seq: 13, Body: &pb.Envelope_Summary{Summary: &pb.TelemetrySummary{
 		Samples: 3, Covers: seqRanges([2]uint64{10, 12})}}})
-	node.awaitAck(t, &pb.Ack{Cumulative: 13})
+	node.awaitAck(t, &pb.Ack{Cumulative: 13, OutboxId: "ob-1"})
 	if n, _ := getNode(t, b, "van-1"); n.Counters.Applied != 8 || n.Counters.Duplicates != 0 {
 		t.Errorf("counters = %+v, want 8 applied (2 events, 4 reports, a gap, a summary) and no duplicate", n.Counters)
 	}
@@ -182,7 +182,7 @@ func TestAppliedSetSurvivesRestart(t *testing.T) {
 	for _, seq := range []uint64{1, 2, 3, 4, 5, 8} {
 		node.send(t, seqReport("plant-7", seq, uint32(seq)))
 	}
-	node.awaitAck(t, &pb.Ack{Cumulative: 5, Ranges: seqRanges([2]uint64{8, 8})})
+	node.awaitAck(t, &pb.Ack{Cumulative: 5, Ranges: seqRanges([2]uint64{8, 8}), OutboxId: "ob-1"})
 	node.client.Disconnect(0)
 	if err := b.stop(); err != nil {
 		t.Fatal(err)
@@ -201,7 +201,7 @@ func TestAppliedSetSurvivesRestart(t *testing.T) {
 	node.send(t, seqReport("plant-7", 8, 888))
 	node.send(t, seqReport("plant-7", 6, 6))
 	node.send(t, seqReport("plant-7", 7, 7))
-	node.awaitAck(t, &pb.Ack{Cumulative: 8})
+	node.awaitAck(t, &pb.Ack{Cumulative: 8, OutboxId: "ob-1"})
 	if n, _ := getNode(t, b2, "plant-7"); n.Counters.Applied != 8 || n.Counters.Duplicates != 2 {
 		t.Errorf("counters after the restart = %+v, want 8 applied and 2 duplicates", n.Counters)
 	}
@@ -275,7 +275,7 @@ func TestOutboxChangeResetsTheSet(t *testing.T) {
 	for seq := range uint64(5) {
 		node.send(t, seqReport("drone-1", seq+1, 1))
 	}
-	node.awaitAck(t, &pb.Ack{Cumulative: 5})
+	node.awaitAck(t, &pb.Ack{Cumulative: 5, OutboxId: "ob-1"})
 
 	steps := []struct {
 		name     string
@@ -297,7 +297,7 @@ func TestOutboxChangeResetsTheSet(t *testing.T) {
 		}
 		// The outbox's first seq is new in the fresh set, not a duplicate.
 		node.send(t, seqReport("drone-1", s.wantMark+1, 1))
-		node.awaitAck(t, &pb.Ack{Cumulative: s.wantMark + 1})
+		node.awaitAck(t, &pb.Ack{Cumulative: s.wantMark + 1, OutboxId: "ob-2"})
 		applied++
 		n, _ := getNode(t, b, "drone-1")
 		if n.Counters.Applied != applied || n.Counters.Duplicates != 0 || n.Applied.OutboxID != "ob-2" {
@@ -316,9 +316,9 @@ func TestExternalAcks(t *testing.T) {
 	for seq := range uint64(10) {
 		node.send(t, seqReport("ship-1", seq+1, 1))
 	}
-	node.awaitAck(t, &pb.Ack{Cumulative: 10})
+	node.awaitAck(t, &pb.Ack{Cumulative: 10, OutboxId: "ob-1"})
 	node.send(t, seqReport("ship-1", 4, 1))
-	node.awaitAck(t, &pb.Ack{Cumulative: 10})
+	node.awaitAck(t, &pb.Ack{Cumulative: 10, OutboxId: "ob-1"})
 	eventually(t, 5*time.Second, func() string {
 		if n, _ := getNode(t, b, "ship-1"); n.Counters.Applied != 10 || n.Counters.Duplicates != 1 {
 			return fmt.Sprintf("counters through mosquitto = %+v, want 10 applied, 1 duplicate", n.Counters)
@@ -361,7 +361,7 @@ func TestWelcomeCarriesWhatTheShutdownFlushWrote(t *testing.T) {
 	}
 	// What the agent resends anyway is not applied twice.
 	node.send(t, seqReport("rig-1", 2, 1))
-	node.awaitAck(t, &pb.Ack{Cumulative: 4})
+	node.awaitAck(t, &pb.Ack{Cumulative: 4, OutboxId: "ob-1"})
 	if n, _ := getNode(t, b2, "rig-1"); n.Counters.Applied != 4 || n.Counters.Duplicates != 1 {
 		t.Errorf("counters = %+v, want 4 applied and 1 duplicate", n.Counters)
 	}

@@ -1,8 +1,10 @@
 // Package bridge is the SkyEdge cloud bridge: the one type that builds and
 // owns every subsystem of the cloudcore-bridge binary — the MQTT endpoint
 // (an embedded broker, or a shared subscription on an external one),
-// ingest, the fleet registry and its Badger store, metrics and the HTTP
-// API — and runs them until its context is cancelled.
+// ingest, the fleet registry and its Badger store, the workload store,
+// the placement controller, desired-state dispatch, the logs broker,
+// metrics and the HTTP API — and runs them until its context is
+// cancelled.
 package bridge
 
 import (
@@ -13,18 +15,25 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/api"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/controller"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/dispatch"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/endpoint"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/ingest"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/logonce"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/logs"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/metrics"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/registry"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/scheduler/catalog"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/store"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/workloads"
 	"github.com/skyedge/skyedge/internal/pki"
 )
 
@@ -33,6 +42,7 @@ type Bridge struct {
 	cfg     Config
 	log     *slog.Logger
 	mqttTLS *tls.Config
+	catalog *catalog.Catalog
 	started atomic.Bool
 	ready   chan struct{}
 
@@ -65,6 +75,16 @@ func New(cfg Config) (*Bridge, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	b.catalog = cfg.Catalog
+	if b.catalog == nil && cfg.CatalogFile != "" {
+		data, err := os.ReadFile(cfg.CatalogFile)
+		if err == nil {
+			b.catalog, err = catalog.LoadCatalog(data)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("bridge config: workloads.catalogFile: %w", err)
+		}
 	}
 	return b, nil
 }
@@ -122,9 +142,16 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	}
 
 	var ep endpoint.Endpoint
+	pub := publishFunc(func(topic string, p []byte) error { return ep.Publish(topic, p) })
+	ctl, disp, broker, err := b.workloads(db, reg, pub, m)
+	if err != nil {
+		return err
+	}
 	in = ingest.New(ingest.Config{
 		Registry:  reg,
-		Publisher: publishFunc(func(topic string, p []byte) error { return ep.Publish(topic, p) }),
+		Publisher: pub,
+		Workloads: disp,
+		Logs:      broker,
 		Metrics:   m,
 		Logger:    cfg.Logger,
 		Clock:     cfg.Clock,
@@ -143,7 +170,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	if cfg.HTTPAddr != "" {
 		srv = api.New(api.Config{
 			Addr: cfg.HTTPAddr, Token: cfg.HTTPToken, TLS: cfg.HTTPTLS,
-			Nodes: reg, Metrics: m.Handler(), Logger: cfg.Logger,
+			Nodes: reg, Planner: ctl, Workloads: ctl, Metrics: m.Handler(), Logger: cfg.Logger,
 			Ready: func() error {
 				select {
 				case <-b.ready:
@@ -169,6 +196,8 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ep.Run(gctx) })
 	g.Go(func() error { return store.RunGC(gctx, db, cfg.Clock, cfg.Logger.With("component", "store")) })
+	g.Go(func() error { return ctl.Run(gctx) })
+	g.Go(func() error { return disp.Run(gctx) })
 	if srv != nil {
 		g.Go(func() error { return srv.Run(gctx) })
 	}
@@ -193,6 +222,43 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	err = g.Wait()
 	stopFlush()
 	return errors.Join(err, <-flushDone)
+}
+
+// workloads builds the workload side: the store, the dispatcher that
+// syncs desired state, the logs broker and the placement controller.
+func (b *Bridge) workloads(db *badger.DB, reg *registry.Registry, pub publishFunc, m *metrics.Metrics) (
+	*controller.Controller, *dispatch.Dispatcher, *logs.Broker, error,
+) {
+	cfg := b.cfg
+	st, err := workloads.Open(workloads.Config{DB: db, Logger: cfg.Logger, Clock: cfg.Clock})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	online := func(node string) bool {
+		online := false
+		reg.View(node, func(n *registry.Node) { online = n.Online })
+		return online
+	}
+	// The dispatcher and the controller call each other; neither runs
+	// before both exist.
+	var ctl *controller.Controller
+	disp := dispatch.New(dispatch.Config{
+		Store: st, Publisher: pub, Online: online, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock,
+		Trigger:       func() { ctl.Trigger() },
+		CapacityError: func(site string) { ctl.CapacityError(site) },
+	})
+	broker := logs.New(logs.Config{
+		Publisher: pub, Online: online, Clock: cfg.Clock, Logger: cfg.Logger,
+		Timeout: cfg.LogsTimeout, Requests: m.LogsRequests,
+	})
+	ctl, err = controller.New(controller.Config{
+		Store: st, Nodes: reg, Catalog: b.catalog, Sender: disp, Logs: broker, Metrics: m,
+		Logger: cfg.Logger, Clock: cfg.Clock, Interval: cfg.ReconcileInterval, NodeLostAfter: cfg.NodeLostAfter,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ctl, disp, broker, nil
 }
 
 // endpoint builds the configured MQTT endpoint. connected reports whether

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/controller"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/logs"
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/registry"
+	"github.com/skyedge/skyedge/cloudcore-bridge/internal/scheduler/catalog"
 	"github.com/skyedge/skyedge/internal/clock"
 	"github.com/skyedge/skyedge/protocol"
 )
@@ -43,6 +46,22 @@ type Config struct {
 	// acknowledged after each flush, so it is also the longest an applied
 	// message waits for its ack, and what agents' ack timeouts build on.
 	FlushInterval time.Duration
+
+	// CatalogFile is the cloud catalog (examples/clouds.yaml): the cloud
+	// regions workloads may be placed in. "" places on edge nodes only.
+	// Catalog, when set, is used instead of the file.
+	CatalogFile string
+	Catalog     *catalog.Catalog
+	// ReconcileInterval is how often the placement controller converges
+	// the fleet when nothing triggers it earlier (controller.DefaultInterval,
+	// 2 s, when 0).
+	ReconcileInterval time.Duration
+	// LogsTimeout is how long a workload logs request waits for its node
+	// (logs.DefaultTimeout, 10 s, when 0).
+	LogsTimeout time.Duration
+	// NodeLostAfter, when positive, gives up a node offline for longer,
+	// whatever its workloads' disconnect.lostAfter; 0 leaves it to them.
+	NodeLostAfter time.Duration
 
 	Logger *slog.Logger
 	Clock  clock.Clock
@@ -93,8 +112,12 @@ func DefaultConfig() Config {
 		Embedded: EmbeddedConfig{ListenAddr: ":8883"},
 		External: ExternalConfig{ShareGroup: "skyedge-bridge", KeepAlive: 30 * time.Second},
 		HTTPAddr: "127.0.0.1:8080",
-		Logger:   slog.New(slog.DiscardHandler),
-		Clock:    clock.Real,
+
+		ReconcileInterval: controller.DefaultInterval,
+		LogsTimeout:       logs.DefaultTimeout,
+
+		Logger: slog.New(slog.DiscardHandler),
+		Clock:  clock.Real,
 	}
 }
 
@@ -115,6 +138,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.FlushInterval == 0 {
 		c.FlushInterval = registry.DefaultFlushInterval
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = d.ReconcileInterval
+	}
+	if c.LogsTimeout == 0 {
+		c.LogsTimeout = d.LogsTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = d.Logger
@@ -201,6 +230,15 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval < 10*time.Millisecond || c.FlushInterval > 10*time.Second {
 		bad("registry.flushInterval", "%v is out of range; want 10ms to 10s (100ms is a good start: every ack waits for a flush)", c.FlushInterval)
+	}
+	if c.ReconcileInterval < 100*time.Millisecond || c.ReconcileInterval > 5*time.Minute {
+		bad("workloads.reconcileInterval", "%v is out of range; want 100ms to 5m (2s is a good start)", c.ReconcileInterval)
+	}
+	if c.LogsTimeout < time.Second || c.LogsTimeout > 5*time.Minute {
+		bad("workloads.logsTimeout", "%v is out of range; want 1s to 5m (10s is a good start)", c.LogsTimeout)
+	}
+	if c.NodeLostAfter != 0 && (c.NodeLostAfter < time.Minute || c.NodeLostAfter > 365*24*time.Hour) {
+		bad("workloads.nodeLostAfter", "%v is out of range; want 1m to 8760h, or 0 to leave it to each workload's disconnect.lostAfter", c.NodeLostAfter)
 	}
 	return errors.Join(errs...)
 }

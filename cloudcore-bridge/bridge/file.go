@@ -42,6 +42,11 @@ const (
 //	  tokenFile: /etc/skyedge/api-token
 //	registry:
 //	  flushInterval: 100ms          # nodes are acknowledged after each flush
+//	workloads:
+//	  catalogFile: /etc/skyedge/clouds.yaml  # cloud regions; omit for edge only
+//	  reconcileInterval: 2s         # placement passes when nothing changes
+//	  logsTimeout: 10s              # how long a logs request waits for its node
+//	  nodeLostAfter: 0s             # give up silent nodes; 0: each workload's lostAfter
 //	log:
 //	  level: info                   # debug, info, warn, error
 //	  format: text                  # text, json
@@ -80,6 +85,12 @@ type FileConfig struct {
 	Registry struct {
 		FlushInterval time.Duration `yaml:"flushInterval"`
 	} `yaml:"registry"`
+	Workloads struct {
+		CatalogFile       string        `yaml:"catalogFile"`
+		ReconcileInterval time.Duration `yaml:"reconcileInterval"`
+		LogsTimeout       time.Duration `yaml:"logsTimeout"`
+		NodeLostAfter     time.Duration `yaml:"nodeLostAfter"`
+	} `yaml:"workloads"`
 	Log struct {
 		Level  string `yaml:"level"`
 		Format string `yaml:"format"`
@@ -95,6 +106,7 @@ func DefaultFileConfig() FileConfig {
 	f.Embedded.Listen = d.Embedded.ListenAddr
 	f.External.ShareGroup, f.External.KeepAlive = d.External.ShareGroup, d.External.KeepAlive
 	f.HTTP.Listen = d.HTTPAddr
+	f.Workloads.ReconcileInterval, f.Workloads.LogsTimeout = d.ReconcileInterval, d.LogsTimeout
 	f.Log.Level, f.Log.Format = "info", "text"
 	return f
 }
@@ -141,6 +153,8 @@ func (f *FileConfig) Set(flag, value string) error {
 		f.HTTP.Listen = value
 	case "http-token":
 		f.HTTP.Token, f.HTTP.TokenFile = value, ""
+	case "catalog":
+		f.Workloads.CatalogFile = value
 	case "log-level":
 		f.Log.Level = value
 	case "log-format":
@@ -204,6 +218,9 @@ func (f FileConfig) shape() Config {
 	}
 	c.HTTPAddr, c.HTTPToken = f.HTTP.Listen, f.HTTP.Token
 	c.FlushInterval = f.Registry.FlushInterval
+	c.CatalogFile = f.Workloads.CatalogFile
+	c.ReconcileInterval, c.LogsTimeout = f.Workloads.ReconcileInterval, f.Workloads.LogsTimeout
+	c.NodeLostAfter = f.Workloads.NodeLostAfter
 	return c
 }
 

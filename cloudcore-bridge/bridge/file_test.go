@@ -73,6 +73,11 @@ func TestFileConfigValidate(t *testing.T) {
 		{"HTTP cert without key", validFile, func(f *FileConfig) { f.HTTP.CertFile = "a.crt" }, "set both"},
 		{"HTTP client CA without cert", validFile, func(f *FileConfig) { f.HTTP.ClientCAFile = "ca.crt" }, "http.clientCAFile:"},
 		{"flush interval too long", validFile, func(f *FileConfig) { f.Registry.FlushInterval = time.Minute }, "registry.flushInterval:"},
+		{"reconcile interval too short", validFile, func(f *FileConfig) { f.Workloads.ReconcileInterval = time.Millisecond }, "workloads.reconcileInterval:"},
+		{"reconcile interval default", validFile, func(f *FileConfig) { f.Workloads.ReconcileInterval = 0 }, ""},
+		{"logs timeout too long", validFile, func(f *FileConfig) { f.Workloads.LogsTimeout = time.Hour }, "workloads.logsTimeout:"},
+		{"node lost after too short", validFile, func(f *FileConfig) { f.Workloads.NodeLostAfter = time.Second }, "workloads.nodeLostAfter:"},
+		{"node lost after a day", validFile, func(f *FileConfig) { f.Workloads.NodeLostAfter = 24 * time.Hour }, ""},
 		{"bad log level", validFile, func(f *FileConfig) { f.Log.Level = "verbose" }, "log.level:"},
 		{"bad log format", validFile, func(f *FileConfig) { f.Log.Format = "xml" }, "log.format:"},
 	}
@@ -123,6 +128,9 @@ external:
   caFile: ca.crt
 registry:
   flushInterval: 500ms
+workloads:
+  catalogFile: /etc/skyedge/clouds.yaml
+  reconcileInterval: 5s
 `)
 	f, err := LoadFile(good)
 	if err != nil {
@@ -130,6 +138,9 @@ registry:
 	}
 	if f.External.KeepAlive != 45*time.Second || f.Registry.FlushInterval != 500*time.Millisecond {
 		t.Errorf("durations = %v, %v; want 45s, 500ms", f.External.KeepAlive, f.Registry.FlushInterval)
+	}
+	if f.Workloads.CatalogFile != "/etc/skyedge/clouds.yaml" || f.Workloads.ReconcileInterval != 5*time.Second || f.Workloads.LogsTimeout != 10*time.Second {
+		t.Errorf("workloads section = %+v, want the file's catalog and interval, the default logs timeout", f.Workloads)
 	}
 	if f.HTTP.Listen != "127.0.0.1:8080" || f.External.ShareGroup != "skyedge-bridge" {
 		t.Errorf("defaults not kept under the file: http %q share group %q", f.HTTP.Listen, f.External.ShareGroup)
@@ -153,14 +164,16 @@ func TestSetFlags(t *testing.T) {
 	for flag, v := range map[string]string{
 		"data-dir": "/d", "mode": "external", "mqtt": ":1", "mqtt-plain": ":2", "cert": "c", "key": "k", "ca": "a",
 		"broker": "tls://b:1", "share-group": "g", "http": ":3", "http-token": "t", "log-level": "debug", "log-format": "json",
+		"catalog": "clouds.yaml",
 	} {
 		if err := f.Set(flag, v); err != nil {
 			t.Errorf("Set(%q) = %v", flag, err)
 		}
 	}
 	got := []string{f.DataDir, f.Mode, f.Embedded.Listen, f.Embedded.PlainListen, f.Embedded.CertFile, f.External.KeyFile,
-		f.External.CAFile, f.External.Broker, f.External.ShareGroup, f.HTTP.Listen, f.HTTP.Token, f.Log.Level, f.Log.Format}
-	want := []string{"/d", "external", ":1", ":2", "c", "k", "a", "tls://b:1", "g", ":3", "t", "debug", "json"}
+		f.External.CAFile, f.External.Broker, f.External.ShareGroup, f.HTTP.Listen, f.HTTP.Token, f.Log.Level, f.Log.Format,
+		f.Workloads.CatalogFile}
+	want := []string{"/d", "external", ":1", ":2", "c", "k", "a", "tls://b:1", "g", ":3", "t", "debug", "json", "clouds.yaml"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("after Set: %q, want %q", got, want)
 	}

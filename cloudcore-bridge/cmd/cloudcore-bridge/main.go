@@ -1,5 +1,6 @@
 // Command cloudcore-bridge runs the SkyEdge cloud bridge: the MQTT endpoint
-// edge agents report to, the fleet registry and its HTTP API.
+// edge agents report to, the fleet registry, workload placement and its
+// HTTP API.
 //
 //	cloudcore-bridge -config /etc/skyedge/bridge.yaml
 //	cloudcore-bridge -data-dir ./data -cert bridge.crt -key bridge.key -ca ca.crt
@@ -35,6 +36,7 @@ func main() {
 		{"share-group", d.External.ShareGroup, "shared-subscription group of the bridge replicas"},
 		{"http", d.HTTP.Listen, `HTTP API listen address ("" disables it)`},
 		{"http-token", "", "bearer token of the HTTP API (required off loopback)"},
+		{"catalog", "", "cloud catalog of the regions workloads may run in (e.g. examples/clouds.yaml)"},
 		{"log-level", d.Log.Level, "debug, info, warn or error"},
 		{"log-format", d.Log.Format, "text or json"},
 	} {

@@ -9,6 +9,8 @@
 //	GET /api/v1/nodes/{id}    one Node, or 404 {"error": "..."}
 //	POST /api/v1/plan, GET /api/v1/workloads/{name}/explain, GET /api/v1/sites,
 //	GET /api/v1/placements    placement (plan.go; documents in apiv1)
+//	POST, GET /api/v1/workloads, GET, DELETE /api/v1/workloads/{name},
+//	GET /api/v1/workloads/{name}/logs   workloads (workloads.go)
 //
 // When a token is configured, every path but the probes requires
 // "Authorization: Bearer <token>".
@@ -50,6 +52,9 @@ type Config struct {
 	// Planner answers the placement routes (plan, explain, sites,
 	// placements); nil answers them 503.
 	Planner Planner
+	// Workloads answers the workload routes (workloads.go); nil answers
+	// them 503.
+	Workloads Workloads
 	// Ready returns nil when the bridge is ready to serve nodes.
 	Ready func() error
 	// Metrics serves /metrics.
@@ -107,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/nodes", s.auth(http.HandlerFunc(s.listNodes)))
 	mux.Handle("GET /api/v1/nodes/{id}", s.auth(http.HandlerFunc(s.getNode)))
 	s.planRoutes(mux)
+	s.workloadRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such path %q", r.URL.Path))
 	})

@@ -119,6 +119,9 @@ func (in *Ingester) Acknowledge(ds []registry.Durable) {
 				Capability:   protocol.CapabilityVersion,
 				OutboxId:     d.Applied.OutboxID,
 			}}
+			if in.wl != nil {
+				env.GetWelcome().DesiredGeneration = in.wl.Generation(d.Node)
+			}
 			in.send(d.Node, "welcome", env)
 		}
 		if d.Ack {

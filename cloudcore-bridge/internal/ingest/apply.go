@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/endpoint"
@@ -37,6 +39,18 @@ func (in *Ingester) apply(t protocol.Topic, env *pb.Envelope, now time.Time) err
 			return nil
 		}
 		in.offline(node, reason, now, true)
+	case *pb.Envelope_DesiredAck:
+		in.touch(node, now)
+		if in.wl != nil {
+			in.wl.DesiredAck(node, body.DesiredAck.GetGeneration())
+		}
+		return nil
+	case *pb.Envelope_LogsResponse:
+		in.touch(node, now)
+		if in.logs != nil {
+			in.logs.Response(node, body.LogsResponse)
+		}
+		return nil
 	case *pb.Envelope_Batch:
 		envs := body.Batch.GetEnvelopes()
 		for _, e := range envs {
@@ -44,6 +58,9 @@ func (in *Ingester) apply(t protocol.Topic, env *pb.Envelope, now time.Time) err
 				return &protocol.Error{Reason: protocol.ReasonWrongBody,
 					Err: fmt.Errorf("%s envelope (seq %d) %w", protocol.BodyName(e), e.GetSeq(), errWrongBody)}
 			}
+		}
+		if err := in.applyStatuses(node, envs, now); err != nil {
+			return err
 		}
 		online := false
 		dups := 0
@@ -71,6 +88,9 @@ func (in *Ingester) apply(t protocol.Topic, env *pb.Envelope, now time.Time) err
 		}
 		return nil
 	default:
+		if err := in.applyStatuses(node, []*pb.Envelope{env}, now); err != nil {
+			return err
+		}
 		online, applied := false, false
 		in.reg.Update(node, func(n *registry.Node) {
 			online = seen(n, now)
@@ -137,6 +157,67 @@ func (in *Ingester) hello(node string, env *pb.Envelope, h *pb.Hello, now time.T
 		in.log.Info("node restarted", "node", node, "boot_epoch", env.GetBootEpoch(), "agent_version", h.GetAgentVersion())
 	}
 	change.log(in.log, node, h)
+	if in.wl != nil {
+		if env.GetCapability() >= protocol.CapWorkloads {
+			in.wl.Hello(node, h.GetAppliedGeneration())
+		} else if !wasOnline {
+			in.wl.LinkChanged(node)
+		}
+	}
+}
+
+// touch records a message that is not sequenced from node.
+func (in *Ingester) touch(node string, now time.Time) {
+	online := false
+	in.reg.Update(node, func(n *registry.Node) { online = seen(n, now) })
+	if online {
+		in.cameOnline(node)
+	}
+}
+
+// applyStatuses hands the workload statuses among envs that node's
+// applied set does not hold yet to the workload side, in sequence order.
+// It runs before they are marked applied, so that a status is stored
+// before the flush that acknowledges it; a status stored twice (a resend
+// racing with its first copy, or a crash between the two steps) is
+// harmless, as the store keeps the newest by sequence number.
+func (in *Ingester) applyStatuses(node string, envs []*pb.Envelope, now time.Time) error {
+	if in.wl == nil {
+		return nil
+	}
+	var sts []*pb.Envelope
+	for _, e := range envs {
+		if e.GetStatus() != nil {
+			sts = append(sts, e)
+		}
+	}
+	if len(sts) == 0 {
+		return nil
+	}
+	var outbox string
+	fresh := make([]*pb.Envelope, 0, len(sts))
+	known := in.reg.View(node, func(n *registry.Node) {
+		outbox = n.AppliedOutbox()
+		for _, e := range sts {
+			if !n.HasApplied(e.GetSeq()) {
+				fresh = append(fresh, e)
+			}
+		}
+	})
+	if !known {
+		fresh = sts
+	}
+	slices.SortStableFunc(fresh, func(a, b *pb.Envelope) int { return cmp.Compare(a.GetSeq(), b.GetSeq()) })
+	for _, e := range fresh {
+		at := now
+		if ms := e.GetSentAtMs(); ms > 0 {
+			at = time.UnixMilli(ms).UTC()
+		}
+		if err := in.wl.Status(node, outbox, e.GetSeq(), e.GetStatus(), at); err != nil {
+			return &protocol.Error{Reason: ReasonUnavailable, Err: err}
+		}
+	}
+	return nil
 }
 
 // seen records a message from n. A message proves the node is connected:
@@ -158,13 +239,14 @@ func seen(n *registry.Node, now time.Time) bool {
 func (in *Ingester) cameOnline(node string) {
 	in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
 	in.log.Info("node online without a hello (the bridge missed it)", "node", node)
+	in.linkChanged(node)
 }
 
 // durable reports whether env's body is a durable message, the only kind
 // that may travel in a batch.
 func durable(env *pb.Envelope) bool {
 	switch env.GetBody().(type) {
-	case *pb.Envelope_Report, *pb.Envelope_Summary, *pb.Envelope_Event, *pb.Envelope_Gap:
+	case *pb.Envelope_Report, *pb.Envelope_Summary, *pb.Envelope_Event, *pb.Envelope_Gap, *pb.Envelope_Status:
 		return true
 	}
 	return false
@@ -183,7 +265,8 @@ func applySequenced(n *registry.Node, env *pb.Envelope, now time.Time) bool {
 	return true
 }
 
-// applyDurable applies a report, summary, event or gap to n.
+// applyDurable applies a report, summary, event or gap to n. A workload
+// status has been stored by applyStatuses already.
 func applyDurable(n *registry.Node, env *pb.Envelope, now time.Time) {
 	at := now
 	if ms := env.GetSentAtMs(); ms > 0 {

@@ -12,6 +12,15 @@
 // their applied sets: one Ack per node per flush, and the Welcome that
 // answers a hello, whose watermark must be durable too.
 //
+// Workload statuses are durable messages too. Each one the applied set
+// does not hold yet is handed to Config.Workloads, which stores it, before
+// it is marked applied, so that the flush that acknowledges it never
+// precedes the write of the status; a status that cannot be stored is
+// rejected and sent again by the node. Desired-state acknowledgements
+// (up/desired) and the node's applied generation in its hello go to
+// Config.Workloads, logs responses (up/logs) to Config.Logs, and every
+// Welcome carries the node's desired-set generation.
+//
 // A bad message is rejected with a reason, counted in
 // skyedge_bridge_rejected_total and in the node's record, and logged once
 // per node and reason per hour; the node's connection and every other
@@ -31,15 +40,44 @@ import (
 	"github.com/skyedge/skyedge/cloudcore-bridge/internal/registry"
 	"github.com/skyedge/skyedge/internal/clock"
 	"github.com/skyedge/skyedge/protocol"
+	pb "github.com/skyedge/skyedge/protocol/skyedgev1"
 )
 
 // Registry is the part of the fleet registry ingest writes to.
 type Registry interface {
 	// Update applies fn to node id's record, creating it if needed.
 	Update(id string, fn func(n *registry.Node))
+	// View calls fn with node id's record without changing it, and
+	// reports whether the node exists.
+	View(id string, fn func(n *registry.Node)) bool
 	// OnlineCount is the number of nodes online.
 	OnlineCount() int
 }
+
+// Workloads is the workload side of the bridge (dispatch.Dispatcher).
+type Workloads interface {
+	// Hello reports the desired-set generation a node holds after it
+	// connected.
+	Hello(node string, appliedGeneration uint64)
+	// DesiredAck reports the generation a node acknowledged.
+	DesiredAck(node string, generation uint64)
+	// Generation is the node's desired-set generation, for its Welcome.
+	Generation(node string) uint64
+	// Status stores a workload status with the node's outbox ID and the
+	// status's sequence number; an error means it was not stored.
+	Status(node, outbox string, seq uint64, st *pb.WorkloadStatus, at time.Time) error
+	// LinkChanged reports that a node connected or went offline.
+	LinkChanged(node string)
+}
+
+// Logs receives the answers to logs requests (logs.Broker).
+type Logs interface {
+	Response(node string, r *pb.LogsResponse)
+}
+
+// ReasonUnavailable rejects a message the bridge could not store; the
+// node sends it again.
+const ReasonUnavailable protocol.Reason = "unavailable"
 
 // Publisher sends a message to a node.
 type Publisher interface {
@@ -50,6 +88,10 @@ type Publisher interface {
 type Config struct {
 	Registry  Registry
 	Publisher Publisher
+	// Workloads and Logs, when set, receive what nodes say about
+	// workloads; without them statuses are deduplicated and dropped.
+	Workloads Workloads
+	Logs      Logs
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
 	Clock     clock.Clock
@@ -67,6 +109,8 @@ const maxLogKeys = 10000
 type Ingester struct {
 	reg     Registry
 	pub     Publisher
+	wl      Workloads
+	logs    Logs
 	m       *metrics.Metrics
 	log     *slog.Logger
 	clk     clock.Clock
@@ -88,13 +132,15 @@ func New(cfg Config) *Ingester {
 	in := &Ingester{
 		reg:     cfg.Registry,
 		pub:     cfg.Publisher,
+		wl:      cfg.Workloads,
+		logs:    cfg.Logs,
 		m:       cfg.Metrics,
 		log:     cfg.Logger.With("component", "ingest"),
 		clk:     cfg.Clock,
 		once:    logonce.New(LogEvery, maxLogKeys),
 		streams: make(map[string]prometheus.Counter),
 	}
-	for _, s := range []string{protocol.StreamHello, protocol.StreamReport, protocol.StreamEvent, protocol.StreamBatch, protocol.StreamBye} {
+	for _, s := range protocol.UpStreams {
 		in.streams[s] = in.m.Messages.WithLabelValues(s)
 	}
 	in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
@@ -141,6 +187,13 @@ func (in *Ingester) Connected(node string) {
 	})
 	in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
 	in.log.Info("node connected", "node", node)
+	in.linkChanged(node)
+}
+
+func (in *Ingester) linkChanged(node string) {
+	if in.wl != nil {
+		in.wl.LinkChanged(node)
+	}
 }
 
 // Disconnected marks node offline with reason. A node that already said
@@ -165,6 +218,7 @@ func (in *Ingester) offline(node, reason string, now time.Time, override bool) {
 	in.m.ConnectedNodes.Set(float64(in.reg.OnlineCount()))
 	if was {
 		in.log.Info("node offline", "node", node, "reason", reason)
+		in.linkChanged(node)
 	}
 }
 

@@ -39,6 +39,27 @@ type Metrics struct {
 	// HandshakeFailures counts TLS handshakes that failed on the MQTT
 	// listener (unknown CA, no client certificate, plaintext, timeout).
 	HandshakeFailures prometheus.Counter
+
+	// Workloads is the number of workloads applied (deleting ones
+	// included).
+	Workloads prometheus.Gauge
+	// Copies counts workload copies by state: pending, running, failed,
+	// stopping.
+	Copies *prometheus.GaugeVec
+	// DesiredSent counts DesiredState messages published to nodes.
+	DesiredSent prometheus.Counter
+	// StatusesApplied counts workload statuses applied (not stale).
+	StatusesApplied prometheus.Counter
+	// Orphans counts statuses of workloads a node runs without being
+	// assigned them.
+	Orphans prometheus.Counter
+	// LogsRequests counts logs requests by outcome.
+	LogsRequests *prometheus.CounterVec
+	// ReconcileSeconds is the duration of one controller pass.
+	ReconcileSeconds prometheus.Histogram
+	// Actions counts the scheduler actions the controller applied, by
+	// kind (place, stop, unschedulable).
+	Actions *prometheus.CounterVec
 }
 
 // New creates the collectors and registers them in a new registry.
@@ -85,10 +106,45 @@ func New() *Metrics {
 			Name: "skyedge_bridge_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed on the MQTT listener.",
 		}),
+		Workloads: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "skyedge_bridge_workloads",
+			Help: "Workloads applied, including those being deleted.",
+		}),
+		Copies: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "skyedge_bridge_workload_copies",
+			Help: "Workload copies placed, by state (pending, running, failed, stopping).",
+		}, []string{"state"}),
+		DesiredSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_desired_sent_total",
+			Help: "Desired-state messages published to nodes.",
+		}),
+		StatusesApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_workload_statuses_total",
+			Help: "Workload statuses from nodes applied to the workload store.",
+		}),
+		Orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skyedge_bridge_orphan_statuses_total",
+			Help: "Statuses of workloads a node runs although the bridge does not assign them; the node is sent its desired set again.",
+		}),
+		LogsRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyedge_bridge_logs_requests_total",
+			Help: "Workload logs requests to nodes, by outcome.",
+		}, []string{"outcome"}),
+		ReconcileSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "skyedge_bridge_reconcile_seconds",
+			Help:    "Duration of one placement controller pass.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 4, 10), // 100 µs .. 26 s
+		}),
+		Actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyedge_bridge_placement_actions_total",
+			Help: "Placement actions applied by the controller, by kind.",
+		}, []string{"kind"}),
 	}
 	m.Registry.MustRegister(
 		m.ConnectedNodes, m.Messages, m.Rejected, m.IngestLatency, m.HandleSeconds,
 		m.RegistryFlush, m.Duplicates, m.AcksSent, m.HandshakeFailures,
+		m.Workloads, m.Copies, m.DesiredSent, m.StatusesApplied, m.Orphans, m.LogsRequests,
+		m.ReconcileSeconds, m.Actions,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

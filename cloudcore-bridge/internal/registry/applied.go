@@ -100,6 +100,12 @@ func (n *Node) MarkApplied(seq uint64) bool {
 	return true
 }
 
+// HasApplied reports whether durable message seq is in the applied set,
+// without recording anything. Call it inside Update or View.
+func (n *Node) HasApplied(seq uint64) bool {
+	return seq != 0 && n.appliedSet().Contains(seq)
+}
+
 // Settle adds [first, last] to the applied set without applying anything:
 // sequence numbers that will never arrive (dropped by the node, replaced
 // by a summary, or deleted from its outbox). Call it inside Update.
@@ -110,7 +116,7 @@ func (n *Node) Settle(first, last uint64) {
 }
 
 // AppliedOutbox is the outbox ID of the node's applied set. Call it inside
-// Update.
+// Update or View.
 func (n *Node) AppliedOutbox() string { return n.Applied.OutboxID }
 
 // AppliedWatermark is the applied set's cumulative watermark. Call it

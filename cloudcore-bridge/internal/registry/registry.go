@@ -143,6 +143,21 @@ func (r *Registry) Update(id string, fn func(n *Node)) {
 	}
 }
 
+// View calls fn with node id's record under the shard's lock, without
+// scheduling a write, and reports whether the node exists. fn must be
+// quick and must not change the record (the Node methods documented as
+// "inside Update or View" are fine).
+func (r *Registry) View(id string, fn func(n *Node)) bool {
+	s := r.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.nodes[id]
+	if ok {
+		fn(n)
+	}
+	return ok
+}
+
 // Get returns a copy of node id's record.
 func (r *Registry) Get(id string) (Node, bool) {
 	s := r.shard(id)

@@ -115,6 +115,25 @@ func (c *Cycle) Free(i int32) Resources {
 	return Resources{x.capCPU[i] - cpu, x.capMem[i] - mem}
 }
 
+// WorkloadCopies counts, by site, the live copies of the request's
+// workload: those of the snapshot this computation has not stopped or
+// preempted, plus those it has placed so far.
+func (c *Cycle) WorkloadCopies() map[int32]int {
+	x := &c.snap.idx
+	out := map[int32]int{}
+	for _, p := range x.byWorkload[c.req.Workload] {
+		if si := x.placeSite[p]; si >= 0 && !c.st.isGone(p) {
+			out[si]++
+		}
+	}
+	for _, a := range c.st.added {
+		if a.workload == c.req.Workload {
+			out[a.site]++
+		}
+	}
+	return out
+}
+
 // Reject records that the running filter removes site i.
 func (c *Cycle) Reject(i int32, v Verdict) {
 	if c.dry {
