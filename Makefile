@@ -9,8 +9,9 @@ BINARIES  := skyedge-agent=./agent/cmd/skyedge-agent cloudcore-bridge=./cloudcor
 DEMO_DIR  ?= .demo
 DEMO_HTTP ?= 127.0.0.1:8080
 DEMO_MQTT ?= 127.0.0.1:8883
+HELLO_DOCKER_IMAGE := skyedge/hello-docker:1
 
-.PHONY: help build build-arm64 build-armv7 test test-go test-arm demo proto lint bench clean
+.PHONY: help build build-arm64 build-armv7 test test-go test-arm demo hello-docker-image proto lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -37,8 +38,20 @@ test-arm: ## the agent's tests cross-compiled for arm64 and armv7, run under qem
 	./scripts/qemu-test.sh arm64 ./agent/... ./protocol/... ./sync/...
 	./scripts/qemu-test.sh armv7 ./agent/... ./protocol/... ./sync/...
 
-demo: build ## run the bridge with its embedded broker and three agents; Ctrl-C stops all
-	$(GO) run ./examples/quickstart -bin bin -dir $(DEMO_DIR) -http $(DEMO_HTTP) -mqtt $(DEMO_MQTT)
+demo: build ## run the bridge, four agents and the example workloads; Ctrl-C deletes the workloads and stops all
+	@if docker info >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory hello-docker-image; \
+	else \
+		echo "demo: Docker is not available (docker info failed): not building $(HELLO_DOCKER_IMAGE);"; \
+		echo "demo: the hello-docker workload will report failed, Docker unavailable. The other workloads need no Docker."; \
+	fi
+	@$(BUILD) -o bin/quickstart ./examples/quickstart
+	bin/quickstart -bin bin -dir $(DEMO_DIR) -http $(DEMO_HTTP) -mqtt $(DEMO_MQTT) -examples examples
+
+hello-docker-image: ## build the example image skyedge/hello-docker:1 (a static Go binary FROM scratch) with docker
+	@rm -rf bin/hello-docker && mkdir -p bin/hello-docker
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o bin/hello-docker/hello-docker ./examples/workloads/hello-docker
+	docker build -q -f examples/workloads/hello-docker/Dockerfile -t $(HELLO_DOCKER_IMAGE) bin/hello-docker
 
 proto: ## regenerate protocol/skyedgev1 from protocol/proto (protoc + pinned protoc-gen-go and vtprotobuf)
 	protoc --plugin=protoc-gen-go=$$($(GO) tool -n protoc-gen-go) \

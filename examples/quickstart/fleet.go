@@ -18,7 +18,7 @@ import (
 )
 
 type options struct {
-	bin, dir, http, mqtt string
+	bin, dir, http, mqtt, examples string
 }
 
 // node is one demo agent: a name and the labels an operator would give it.
@@ -28,14 +28,30 @@ type node struct {
 }
 
 // The demo fleet. Locations and jurisdictions are labels the scheduler
-// uses for latency and data residency.
+// uses for latency and data residency; hello-exec spreads over role.
+// cloud-gwc is not an edge site: skyedge.io/site makes it the agent that
+// runs what is placed in the catalog region azure-germanywestcentral.
 var fleet = []node{
 	{"truck-042", []string{"role=vehicle", "zone=eu-central", "skyedge.io/jurisdiction=DE", "skyedge.io/lat=48.14", "skyedge.io/lon=11.58"}},
 	{"sat-7", []string{"role=satellite", "orbit=leo", "skyedge.io/jurisdiction=EU"}},
 	{"factory-7", []string{"role=factory", "zone=eu-central", "skyedge.io/jurisdiction=DE", "skyedge.io/lat=48.78", "skyedge.io/lon=9.18"}},
+	{"cloud-gwc", []string{"tier=cloud", "skyedge.io/site=azure-germanywestcentral"}},
 }
 
+// catalogFlag is the bridge's flag naming the cloud catalog file.
+const catalogFlag = "-catalog"
+
 func run(ctx context.Context, o options, log *slog.Logger) error {
+	// Absolute paths: the agents run their workloads in directories under
+	// the data directory, whatever their working directory.
+	var err error
+	if o.dir, err = filepath.Abs(o.dir); err != nil {
+		return err
+	}
+	ex, err := loadExamples(o.examples)
+	if err != nil {
+		return err
+	}
 	pkiDir := filepath.Join(o.dir, "pki")
 	if err := ensurePKI(pkiDir, o.mqtt, log); err != nil {
 		return err
@@ -51,7 +67,8 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		"-data-dir", filepath.Join(o.dir, "bridge"),
 		"-mqtt", o.mqtt, "-http", o.http,
 		"-cert", filepath.Join(pkiDir, "bridge.crt"), "-key", filepath.Join(pkiDir, "bridge.key"),
-		"-ca", filepath.Join(pkiDir, pki.CACertFile))
+		"-ca", filepath.Join(pkiDir, pki.CACertFile),
+		catalogFlag, ex.catalog)
 	if err != nil {
 		return err
 	}
@@ -59,7 +76,11 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := waitReady(ctx, "http://"+o.http+"/readyz", bridge); err != nil {
 		return fmt.Errorf("bridge did not become ready (see %s): %w", bridge.logPath, err)
 	}
-	log.Info("bridge ready", "mqtt", o.mqtt, "http", o.http, "log", bridge.logPath)
+	log.Info("bridge ready", "mqtt", o.mqtt, "http", o.http, "catalog", ex.catalog, "log", bridge.logPath)
+	api := newAPI(o.http)
+	// Deferred after stopAll, so it runs before: the agents must still
+	// be there to stop the workloads.
+	defer removeWorkloads(api, log)
 
 	for _, n := range fleet {
 		args := []string{
@@ -78,22 +99,49 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		procs = append(procs, p)
 		log.Info("agent started", "node", n.name, "log", p.logPath)
 	}
+	exit := exited(procs)
 
+	if err := api.waitOnline(ctx, exit, 30*time.Second); err != nil || ctx.Err() != nil {
+		return err
+	}
+	log.Info("all nodes online", "nodes", len(fleet))
+	for _, w := range ex.workloads {
+		if err := api.apply(ctx, w, log); err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted
+			}
+			return err
+		}
+	}
+
+	cli := o.bin + "/skyedge"
+	server := ""
+	if o.http != defaultHTTP {
+		server = fmt.Sprintf("  export SKYEDGE_SERVER=http://%s\n", o.http)
+	}
 	fmt.Printf(`
-SkyEdge demo is running: a bridge and %d agents over mutual TLS.
+SkyEdge demo is running: a bridge and %d agents over mutual TLS, and the
+workloads of %s placed on them.
 
-  %s/skyedge nodes list --server http://%s
-  %s/skyedge nodes get factory-7 --server http://%s
-  curl -s http://%s/metrics | grep skyedge_
+%s  %[4]s nodes list
+  %[4]s sites
+  %[4]s workloads list
+  %[4]s workloads get hello-exec -o json
+  %[4]s plan -f %[5]s
+  %[4]s logs hello-exec
+  curl -s http://%[6]s/metrics | grep skyedge_
 
-Logs are in %s. Press Ctrl-C to stop.
-`, len(fleet), o.bin, o.http, o.bin, o.http, o.http, logDir)
+Logs are in %[7]s.
+Press Ctrl-C to stop: the workloads are deleted first, so that nothing
+keeps running on this machine.
+`, len(fleet), filepath.Join(o.examples, "workloads"), server, cli,
+		filepath.Join(o.examples, "workloads", "sky-residency.yaml"), o.http, logDir)
 
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
 		return nil
-	case p := <-exited(procs):
+	case p := <-exit:
 		return fmt.Errorf("%s exited unexpectedly: %v (see %s)", p.name, p.err, p.logPath)
 	}
 }
