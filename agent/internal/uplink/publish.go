@@ -27,12 +27,21 @@ func (l *Link) Publish(ctx context.Context, stream string, payload []byte) error
 	}
 	err := l.publishRaw(ctx, c, stream, payload)
 	if err != nil {
-		l.publishErrors.Add(1)
-		l.noteError(err)
+		l.failed(ctx, err)
 		return err
 	}
 	l.published.Add(1)
 	return nil
+}
+
+// failed counts and notes a publish error, unless the caller gave up (its
+// context ended, as at shutdown): that is not the link's failure.
+func (l *Link) failed(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	l.publishErrors.Add(1)
+	l.noteError(err)
 }
 
 // publishRaw checks and publishes one payload on c.
@@ -119,8 +128,7 @@ func (l *Link) Send(ctx context.Context, env *pb.Envelope) error {
 		return fmt.Errorf("send %s: only unsequenced desired-state acks and logs responses are sent directly", protocol.BodyName(env))
 	}
 	if err := l.publishOn(ctx, c, env); err != nil {
-		l.publishErrors.Add(1)
-		l.noteError(err)
+		l.failed(ctx, err)
 		return err
 	}
 	l.published.Add(1)

@@ -109,7 +109,7 @@ type Stats struct {
 	ConnectFailures uint64 // attempts that failed
 	Disconnects     uint64 // connections lost
 	Published       uint64 // envelopes acknowledged by the broker
-	PublishErrors   uint64 // Publish calls that failed while connected
+	PublishErrors   uint64 // Publish calls that failed while connected (not those whose caller gave up)
 	InboundRejected uint64 // messages from the cloud that failed to decode
 	InboundDropped  uint64 // messages from the cloud dropped on a full queue
 	LastError       string
