@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -154,14 +155,30 @@ func (e *Embedded) Run(ctx context.Context) error {
 	return nil
 }
 
-// Publish sends payload to a node's down topic at QoS 1. A node that is
-// not connected or not subscribed does not receive it.
+// Publish sends payload to a node's down topic, at QoS 1 but for the ack
+// stream. A node that is not connected or not subscribed does not receive
+// it.
+//
+// Acks and Welcomes (the ack stream) go at QoS 0: each states the node's
+// whole applied set, so a later one supersedes it, and one is lost only
+// with its connection, whose next hello is answered by a Welcome with the
+// same state, or with a queue of pending writes so full that the node
+// is not reading. At QoS 1 every ack costs the broker the node's PUBACK
+// (a TLS read) and an in-flight entry, about as much as the report it
+// acknowledges.
 func (e *Embedded) Publish(topic string, payload []byte) error {
-	if err := e.srv.Publish(topic, payload, false, 1); err != nil {
+	var qos byte = 1
+	if strings.HasSuffix(topic, ackSuffix) {
+		qos = 0
+	}
+	if err := e.srv.Publish(topic, payload, false, qos); err != nil {
 		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
 }
+
+// ackSuffix ends the topics of the ack stream.
+const ackSuffix = "/" + protocol.DirDown + "/" + protocol.StreamAck
 
 // Ready is closed once the listeners are bound.
 func (e *Embedded) Ready() <-chan struct{} { return e.ready }

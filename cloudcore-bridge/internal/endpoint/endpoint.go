@@ -37,7 +37,8 @@ type Handler interface {
 type Endpoint interface {
 	// Run serves until ctx is cancelled; cancellation is not an error.
 	Run(ctx context.Context) error
-	// Publish sends payload to a node's down topic at QoS 1.
+	// Publish sends payload to a node's down topic: at QoS 1, but for
+	// the ack stream, which the embedded broker sends at QoS 0.
 	Publish(topic string, payload []byte) error
 }
 

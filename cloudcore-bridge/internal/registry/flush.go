@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -78,23 +79,51 @@ func (r *Registry) Flush() error {
 	return nil
 }
 
+// write stores recs in one batch. The records are encoded one after the
+// other into the registry's arena, which Badger reads until the batch is
+// committed and the next write reuses, so that a flush of thousands of
+// nodes allocates no buffer per node once the arena has grown.
 func (r *Registry) write(recs []Node) error {
+	r.writeMu.Lock()
+	defer r.writeMu.Unlock()
 	wb := r.db.NewWriteBatch()
 	defer wb.Cancel()
+	a := &r.arena
+	a.Reset()
+	enc := json.NewEncoder(a)
+	enc.SetEscapeHTML(false)
+	type span struct{ key, val [2]int }
+	spans := make([]span, len(recs))
 	for i := range recs {
-		v, err := json.Marshal(&recs[i])
-		if err != nil {
+		var sp span
+		sp.key[0] = a.Len()
+		a.WriteString(keyPrefix)
+		a.WriteString(recs[i].ID)
+		sp.key[1], sp.val[0] = a.Len(), a.Len()
+		if err := enc.Encode(&recs[i]); err != nil {
 			return fmt.Errorf("encode node %q: %w", recs[i].ID, err)
 		}
-		if err := wb.Set([]byte(keyPrefix+recs[i].ID), v); err != nil {
+		sp.val[1] = a.Len() - 1 // without Encode's newline
+		spans[i] = sp
+	}
+	// Only now is the arena's final backing array known.
+	b := a.Bytes()
+	for i, sp := range spans {
+		if err := wb.Set(b[sp.key[0]:sp.key[1]:sp.key[1]], b[sp.val[0]:sp.val[1]:sp.val[1]]); err != nil {
 			return fmt.Errorf("write node %q: %w", recs[i].ID, err)
 		}
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("write %d nodes: %w", len(recs), err)
 	}
+	if a.Cap() > maxArena {
+		*a = bytes.Buffer{} // a burst's worth is not kept
+	}
 	return nil
 }
+
+// maxArena is the largest encoding arena kept between writes.
+const maxArena = 16 << 20
 
 // remark marks ids dirty again after a failed write, and owed as still
 // owed.

@@ -21,6 +21,7 @@
 package registry
 
 import (
+	"bytes"
 	"cmp"
 	"hash/maphash"
 	"log/slog"
@@ -74,6 +75,11 @@ type Registry struct {
 	seed    maphash.Seed
 	online  atomic.Int64
 	shards  [numShards]shard
+
+	// writeMu serialises writes, which share arena: the encoded records
+	// of one write, reused by the next once Badger has committed them.
+	writeMu sync.Mutex
+	arena   bytes.Buffer
 }
 
 type shard struct {
