@@ -185,6 +185,19 @@ func (p *agentProc) mappings() string {
 	return s
 }
 
+// loggedAll returns every log record with msg.
+func (p *agentProc) loggedAll(msg string) []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var recs []map[string]any
+	for _, rec := range p.logs {
+		if rec["msg"] == msg {
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
 func (p *agentProc) memory() memory {
 	p.t.Helper()
 	m, err := readMemory(p.cmd.Process.Pid)
@@ -416,6 +429,10 @@ func measureBacklog(t *testing.T, n int, profile string) {
 		idle = p.memory()
 	}
 	t.Logf("agent memory a minute after the drain: %s; resident: %s", idle, p.mappings())
+	for _, rec := range p.loggedAll("outbox reclaimed deleted records") {
+		took, _ := rec["took"].(float64) // slog's JSON writes durations in nanoseconds
+		t.Logf("the outbox reclaimed %.0f bytes of deleted records in %v", rec["freed_bytes"], time.Duration(took))
+	}
 	p.stop()
 	if rec := p.logged("stopped"); rec == nil || rec["outbox_pending"] != float64(0) {
 		t.Errorf("agent stopped with %v, want the outbox empty", rec)

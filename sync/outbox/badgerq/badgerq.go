@@ -5,11 +5,20 @@
 // drainer); control and event messages are synced before Append returns,
 // with concurrent appenders sharing one sync.
 //
+// Each class's counters are kept in the database with the records, so
+// opening it does not read the backlog, and a drained queue has Badger
+// drop the deleted records' tombstones and tables (see Store.Reclaim in
+// the engine), giving their disk space and mapped memory back.
+//
 // A disk guard keeps Badger far from ENOSPC, which makes it panic and fail
 // again on restart: it treats the disk as full while free space is below
 // max(MinFreeBytes, MinFreePercent) or the database above MaxDiskBytes. A
 // database that will not open is moved aside to <dir>.corrupt-<unix time>
 // and a fresh one started, with an "outbox.corrupt" alarm queued in it.
+//
+// On 32-bit platforms every table is a memtable's size, which keeps Badger
+// clear of a 32-bit bug in the allocator it builds tables in (see
+// fitTables), and the database is capped at 512 MB.
 package badgerq
 
 import (

@@ -1,7 +1,6 @@
 package badgerq
 
 import (
-	"runtime"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -56,7 +55,6 @@ func diskOf(t *testing.T) func(dir string) int64 {
 // telemetry budget holds throughout, the database stays small on disk,
 // every event is kept, and what remains accounts for all 86,400 reports.
 func TestOutage(t *testing.T) {
-	skipOn32BitARM(t)
 	o := outboxtest.DefaultOutage()
 	o.DiskBytes = diskOf(t)
 	// The 1 MiB telemetry budget plus Badger's working set: two 8 MB
@@ -72,7 +70,6 @@ func TestOutage(t *testing.T) {
 // summarising everything but the current minute, and in 8 KiB not at all,
 // so the oldest go and gap markers account for them.
 func TestOutageTightBudget(t *testing.T) {
-	skipOn32BitARM(t)
 	if outboxtest.RaceEnabled {
 		t.Skip("two simulated days take minutes under the race detector and have no concurrency to check")
 	}
@@ -95,15 +92,5 @@ func TestOutageTightBudget(t *testing.T) {
 				t.Errorf("result %+v, want drops into gap markers %v", res, tt.wantDrops)
 			}
 		})
-	}
-}
-
-// skipOn32BitARM skips the day-long simulations on 32-bit ARM, where
-// Badger v4 panics during compaction ("slice bounds out of range" in
-// table.(*Table).block, seen under qemu-arm): a known limit, in README.md,
-// that a device with a long outage on armv7 would hit too.
-func skipOn32BitARM(t *testing.T) {
-	if runtime.GOARCH == "arm" {
-		t.Skip("known limit: Badger v4 panics in table.(*Table).block during heavy compaction on 32-bit ARM (see sync/outbox/README.md)")
 	}
 }

@@ -124,7 +124,7 @@ func openDB(opts Options, log *slog.Logger) (db *badger.DB, err error) {
 // are not synced by Badger; the queue syncs explicitly. Conflict detection
 // is off because the queue has a single writer.
 func badgerOptions(o Options, log *slog.Logger) badger.Options {
-	return badger.DefaultOptions(o.Dir).
+	bo := badger.DefaultOptions(o.Dir).
 		WithMemTableSize(o.MemTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -139,6 +139,34 @@ func badgerOptions(o Options, log *slog.Logger) badger.Options {
 		WithSyncWrites(false).
 		WithDetectConflicts(false).
 		WithLogger(badgerLogger{log.With("component", "badger")})
+	return fitTables(bo, strconv.IntSize)
+}
+
+// fitTables works around a 32-bit bug in the allocator Badger builds its
+// tables in (ristretto's z.Allocator, v2.2.0): when an allocation does not
+// fit the allocator's first buffer it moves on to the next one with
+// uint64((bufIdx+1)<<32), which is 0 where int has 32 bits, so later
+// allocations reuse the first buffer from its start and overwrite the
+// table's first blocks. Badger writes the damaged table to disk and the
+// next compaction that reads it panics ("slice bounds out of range" in
+// table.(*Table).block), or a read returns garbage.
+//
+// Each table builder takes an allocator whose first buffer is at least
+// twice the table size it was created for, and allocators are pooled and
+// reused across builders. Flushes build tables of up to a memtable with
+// the base table size, compactions of up to each level's target size. So
+// on 32-bit every table is given the memtable's size: base tables of
+// MemTableSize and a size multiplier of 1. A memtable (at most 15 % over
+// its size) or a compaction output (cut at 95 % of its size) then always
+// fits in the first buffer, with no value above ValueThreshold to make a
+// block outgrow its own buffer. 64-bit platforms keep Badger's defaults.
+func fitTables(bo badger.Options, intSize int) badger.Options {
+	if intSize != 32 {
+		return bo
+	}
+	bo = bo.WithBaseTableSize(bo.MemTableSize)
+	bo.TableSizeMultiplier = 1
+	return bo
 }
 
 // badgerLogger passes Badger's warnings and errors to slog and drops its

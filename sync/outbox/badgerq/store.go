@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -17,10 +18,14 @@ import (
 
 // Layout. Records: 'q' class seq(8, big-endian) -> flags(1) producedAt(8,
 // big-endian Unix ms) payload, so one class in sequence order is a prefix
-// scan. The next sequence number: "m/next" -> uint64 big-endian, written
-// in the same transaction as the records that used the numbers before it.
-// The sequence space's ID: "m/id" -> the ID, written when the database is
-// created.
+// scan. The next sequence number: "m/next" -> uint64 big-endian. The class
+// figures (engine.ClassFigures): "m/classes" -> a format byte, then per
+// class count, bytes, first, last and oldest as varints. Both are written
+// in every transaction that writes records, from the figures after its
+// last part, so they always agree with the records. The sequence space's
+// ID: "m/id" -> the ID, written when the database is created. Every scan
+// is bound to the record prefix of one class: other keys in the database
+// (the local key-value area) are never read as records.
 const (
 	recordPrefix = 'q'
 	keyLen       = 10
@@ -28,10 +33,12 @@ const (
 	flagPinned   = 1 << 0
 	flagSummary  = 1 << 1
 	gcDiscard    = 0.5 // rewrite a value-log file when half of it is garbage
+	figuresV1    = 1
 )
 
 var (
-	nextKey = []byte("m/next")
+	nextKey    = []byte("m/next")
+	figuresKey = []byte("m/classes")
 	// idKey holds the ID of the sequence space, written once when the
 	// database is created.
 	idKey = []byte("m/id")
@@ -64,6 +71,9 @@ type store struct {
 	clk    clock.Clock
 	log    *slog.Logger
 	lastGC time.Time // Housekeep only (Run's goroutine)
+	// freeAt is when Housekeep returns the heap freed by the last
+	// Reclaim to the OS (Unix ns); 0 when nothing is due.
+	freeAt atomic.Int64
 	// Transaction limits, well inside Badger's (15 % of a memtable).
 	maxTxnEntries int
 	maxTxnBytes   int64
@@ -82,26 +92,91 @@ func newStore(db *badger.DB, opts Options, clk clock.Clock, log *slog.Logger) *s
 	}
 }
 
-// LoadNext implements engine.Store.
-func (s *store) LoadNext() (uint64, error) {
-	var next uint64
+// LoadFigures implements engine.Store. The figures count only when they
+// were written by the same transaction as the next sequence number: a
+// version of the queue that predates them writes the number alone with
+// every commit, so a database it wrote to since is counted again.
+func (s *store) LoadFigures() (engine.Figures, bool, error) {
+	var f engine.Figures
+	ok := false
 	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(nextKey)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
+		v, nextVersion, err := get(txn, nextKey)
+		switch {
+		case err != nil:
+			return err
+		case v == nil:
+		case len(v) != 8:
+			return fmt.Errorf("next sequence number of %d bytes", len(v))
+		default:
+			f.Next = binary.BigEndian.Uint64(v)
 		}
-		if err != nil {
+		v, version, err := get(txn, figuresKey)
+		if err != nil || v == nil || version != nextVersion {
 			return err
 		}
-		return it.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("next sequence number of %d bytes", len(v))
-			}
-			next = binary.BigEndian.Uint64(v)
+		if err := decodeFigures(v, &f); err != nil {
+			// Counting the records again repairs them.
+			s.log.Warn("outbox class figures unreadable", "error", err)
 			return nil
-		})
+		}
+		ok = true
+		return nil
 	})
-	return next, err
+	return f, ok, err
+}
+
+// get returns a copy of key's value and the version (commit timestamp)
+// that wrote it; nil if there is none.
+func get(txn *badger.Txn, key []byte) ([]byte, uint64, error) {
+	it, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	v, err := it.ValueCopy(nil)
+	return v, it.Version(), err
+}
+
+func encodeFigures(f engine.Figures) []byte {
+	b := make([]byte, 1, 1+len(f.Classes)*5*binary.MaxVarintLen64)
+	b[0] = figuresV1
+	for _, c := range f.Classes {
+		b = binary.AppendVarint(b, c.Count)
+		b = binary.AppendVarint(b, c.Bytes)
+		b = binary.AppendUvarint(b, c.First)
+		b = binary.AppendUvarint(b, c.Last)
+		b = binary.AppendVarint(b, c.Oldest)
+	}
+	return b
+}
+
+func decodeFigures(b []byte, f *engine.Figures) error {
+	if len(b) == 0 || b[0] != figuresV1 {
+		return fmt.Errorf("class figures: unknown format %x", b[:min(len(b), 1)])
+	}
+	b = b[1:]
+	bad := false
+	varint := func() int64 {
+		v, n := binary.Varint(b)
+		bad = bad || n <= 0
+		b = b[max(n, 0):]
+		return v
+	}
+	uvarint := func() uint64 {
+		v, n := binary.Uvarint(b)
+		bad = bad || n <= 0
+		b = b[max(n, 0):]
+		return v
+	}
+	for c := range f.Classes {
+		f.Classes[c] = engine.ClassFigures{Count: varint(), Bytes: varint(), First: uvarint(), Last: uvarint(), Oldest: varint()}
+	}
+	if bad || len(b) != 0 {
+		return errors.New("class figures: malformed")
+	}
+	return nil
 }
 
 // LoadID implements engine.Store.
@@ -133,22 +208,27 @@ func (s *store) SaveID(id string) error {
 }
 
 // Commit implements engine.Store. Parts are packed into as few
-// transactions as Badger's limits allow, never splitting a part.
-func (s *store) Commit(parts []engine.Part, next uint64) error {
+// transactions as Badger's limits allow, never splitting a part, each
+// with the figures after its last part.
+func (s *store) Commit(parts []engine.Part) error {
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }()
-	entries, bytes := 0, int64(0)
-	for _, p := range parts {
+	// The figures of the transaction's last part, written at its end.
+	const figuresCost = 2*(keyLen+16) + 8 + 1 + 15*binary.MaxVarintLen64
+	var after *engine.Figures
+	entries, bytes := 2, int64(figuresCost)
+	for i := range parts {
+		p := &parts[i]
 		n, b := len(p.Puts)+len(p.Dels), int64(len(p.Dels))*(keyLen+16)
 		for _, r := range p.Puts {
 			b += keyLen + headerLen + 16 + int64(min(len(r.Payload), 1<<10))
 		}
-		if entries > 0 && (entries+n+1 > s.maxTxnEntries || bytes+b > s.maxTxnBytes) {
-			if err := txn.Commit(); err != nil {
+		if after != nil && (entries+n > s.maxTxnEntries || bytes+b > s.maxTxnBytes) {
+			if err := commitWith(txn, after); err != nil {
 				return err
 			}
 			txn = s.db.NewTransaction(true)
-			entries, bytes = 0, 0
+			entries, bytes = 2, figuresCost
 		}
 		for _, r := range p.Puts {
 			if err := txn.Set(recordKey(r.Class, r.Seq), recordValue(r)); err != nil {
@@ -160,12 +240,23 @@ func (s *store) Commit(parts []engine.Part, next uint64) error {
 				return fmt.Errorf("delete %s seq %d: %w", k.Class, k.Seq, err)
 			}
 		}
-		entries, bytes = entries+n, bytes+b
+		entries, bytes, after = entries+n, bytes+b, &p.After
 	}
+	if after == nil {
+		return nil
+	}
+	return commitWith(txn, after)
+}
+
+// commitWith writes the figures f into txn and commits it.
+func commitWith(txn *badger.Txn, f *engine.Figures) error {
 	var nb [8]byte
-	binary.BigEndian.PutUint64(nb[:], next)
+	binary.BigEndian.PutUint64(nb[:], f.Next)
 	if err := txn.Set(nextKey, nb[:]); err != nil {
 		return fmt.Errorf("put next sequence number: %w", err)
+	}
+	if err := txn.Set(figuresKey, encodeFigures(*f)); err != nil {
+		return fmt.Errorf("put class figures: %w", err)
 	}
 	return txn.Commit()
 }
@@ -224,14 +315,20 @@ func (s *store) Last(c outbox.Class) (uint64, error) {
 	return last, err
 }
 
-// Housekeep implements engine.Store: value-log GC every GCInterval, each
-// pass rewriting files until none is worth it.
+// Housekeep implements engine.Store: value-log GC every GCInterval, and
+// the heap a Reclaim freed given back once it is garbage.
 func (s *store) Housekeep(ctx context.Context) error {
 	now := s.clk.Now()
+	s.freeMemoryIfDue(now)
 	if now.Sub(s.lastGC) < s.opts.GCInterval {
 		return nil
 	}
 	s.lastGC = now
+	return s.collectValueLog(ctx)
+}
+
+// collectValueLog rewrites value-log files until none is worth it.
+func (s *store) collectValueLog(ctx context.Context) error {
 	for ctx.Err() == nil {
 		err := s.db.RunValueLogGC(gcDiscard)
 		if errors.Is(err, badger.ErrNoRewrite) || errors.Is(err, badger.ErrRejected) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -39,6 +40,8 @@ type Engine struct {
 	log       *slog.Logger
 	recovered string
 	id        string
+	// reclaimAfter is Options.ReclaimAfter.
+	reclaimAfter int64
 
 	closeMu sync.RWMutex  // held for reading by every operation, for writing by Close
 	closed  bool          // guarded by closeMu
@@ -73,11 +76,22 @@ type Engine struct {
 
 	errMu  sync.Mutex           // guards errLog
 	errLog map[string]*errState // background errors already logged
+
+	// useMu is held for reading by UseStore callers and for writing
+	// while the store reclaims space (see Store.Reclaim).
+	useMu sync.RWMutex
+	// reclaimable counts the bytes of records deleted since the store
+	// last reclaimed their space.
+	reclaimable atomic.Int64
 }
 
 type classStats struct {
-	count, bytes                          atomic.Int64
-	first, last                           atomic.Uint64
+	count, bytes atomic.Int64
+	first, last  atomic.Uint64
+	// oldest is a lower bound of the production time of the class's
+	// unpinned records (see ClassFigures.Oldest); written by the
+	// pipeline leader only.
+	oldest                                atomic.Int64
 	appended, refused, summarized         atomic.Uint64
 	droppedQuota, droppedTTL, droppedDisk atomic.Uint64
 }
@@ -89,6 +103,9 @@ type Options struct {
 	// kind "outbox.corrupt" to the Control class.
 	Recovered    string
 	RecoveredErr error
+	// ReclaimAfter is how many bytes of deleted records make a drained
+	// queue call Store.Reclaim; 0 means 4 MiB.
+	ReclaimAfter int64
 }
 
 // New loads the store's state and returns a queue over it. The engine owns
@@ -105,16 +122,17 @@ func New(store Store, cfg outbox.Config, opts Options) (*Engine, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
-		cfg:       cfg,
-		store:     store,
-		clk:       cfg.Clock,
-		log:       cfg.Logger.With("component", "outbox"),
-		recovered: opts.Recovered,
-		done:      make(chan struct{}),
-		open:      newRound(),
-		gaps:      newGapBook(),
-		refusals:  map[gapKey]*refusal{},
-		errLog:    map[string]*errState{},
+		cfg:          cfg,
+		store:        store,
+		clk:          cfg.Clock,
+		log:          cfg.Logger.With("component", "outbox"),
+		recovered:    opts.Recovered,
+		reclaimAfter: cmp.Or(opts.ReclaimAfter, defaultReclaimAfter),
+		done:         make(chan struct{}),
+		open:         newRound(),
+		gaps:         newGapBook(),
+		refusals:     map[gapKey]*refusal{},
+		errLog:       map[string]*errState{},
 	}
 	if err := e.load(); err != nil {
 		store.Close()
@@ -127,44 +145,6 @@ func New(store Store, cfg outbox.Config, opts Options) (*Engine, error) {
 		}
 	}
 	return e, nil
-}
-
-// load rebuilds the in-memory figures from the store.
-func (e *Engine) load() error {
-	next, err := e.store.LoadNext()
-	if err != nil {
-		return fmt.Errorf("outbox open: load sequence: %w", err)
-	}
-	next = max(next, 1)
-	if e.id, err = e.store.LoadID(); err != nil {
-		return fmt.Errorf("outbox open: load ID: %w", err)
-	}
-	if e.id == "" {
-		e.id = newID()
-		if err := e.store.SaveID(e.id); err != nil {
-			return fmt.Errorf("outbox open: save ID: %w", err)
-		}
-	}
-	for _, c := range outbox.Classes {
-		cs := &e.classes[c]
-		err := e.store.Scan(c, 0, false, func(r Record) bool {
-			if cs.first.Load() == 0 {
-				cs.first.Store(r.Seq)
-			}
-			cs.last.Store(r.Seq)
-			cs.count.Add(1)
-			cs.bytes.Add(r.Size())
-			next = max(next, r.Seq+1)
-			return true
-		})
-		if err != nil {
-			return fmt.Errorf("outbox open: scan %s: %w", c, err)
-		}
-	}
-	e.next.Store(next)
-	e.committed.Store(next - 1)
-	e.durable.Store(next - 1)
-	return nil
 }
 
 func (e *Engine) appendCorruptAlarm(movedTo string, cause error) error {

@@ -30,7 +30,7 @@ type faultStore struct {
 	syncDelay  time.Duration
 }
 
-func (s *faultStore) Commit(parts []Part, next uint64) error {
+func (s *faultStore) Commit(parts []Part) error {
 	if s.failCommit.Load() > 0 {
 		s.failCommit.Add(-1)
 		return errDisk
@@ -38,7 +38,7 @@ func (s *faultStore) Commit(parts []Part, next uint64) error {
 	if s.failNth.Load() > 0 && s.failNth.Add(-1) == 0 {
 		return errDisk
 	}
-	return s.MemStore.Commit(parts, next)
+	return s.MemStore.Commit(parts)
 }
 
 func (s *faultStore) Sync() error {

@@ -73,6 +73,52 @@ func (e *Engine) maintain(ctx context.Context, now time.Time, expire bool) {
 	if ctx.Err() == nil {
 		e.logErr("housekeep", e.store.Housekeep(ctx))
 	}
+	if ctx.Err() == nil && e.drained() {
+		e.reclaim(ctx)
+	}
+}
+
+// reclaim has the store reclaim what deleted records still hold.
+func (e *Engine) reclaim(ctx context.Context) {
+	freed := e.reclaimable.Swap(0)
+	start := e.clk.Now()
+	err := e.exclusively(func() error { return e.store.Reclaim(ctx) })
+	e.logErr("reclaim", err)
+	if err == nil {
+		e.log.Info("outbox reclaimed deleted records", "freed_bytes", freed, "took", e.clk.Now().Sub(start).Round(time.Millisecond))
+	}
+}
+
+// defaultReclaimAfter is how many bytes of deleted records make a drained
+// queue ask its store to reclaim their space: a few days of reports at
+// one every 10 s, a few seconds of a large backlog's drain.
+const defaultReclaimAfter = 4 << 20
+
+// drained reports whether the queue has deleted at least reclaimAfter
+// bytes since the store last reclaimed and now holds next to nothing (a
+// 64th of that): a drained backlog, or a quiet queue after days of
+// traffic. A queue that never empties is left to the store's own
+// compaction.
+func (e *Engine) drained() bool {
+	if e.reclaimable.Load() < e.reclaimAfter {
+		return false
+	}
+	var held int64
+	for _, c := range outbox.Classes {
+		held += e.classes[c].bytes.Load()
+	}
+	return held <= e.reclaimAfter/64
+}
+
+// exclusively runs fn on the pipeline's leader before its round commits,
+// so that no write commits meanwhile, with useMu held so that no UseStore
+// caller runs either. Appends wait for fn.
+func (e *Engine) exclusively(fn func() error) error {
+	e.useMu.Lock()
+	defer e.useMu.Unlock()
+	o := &op{build: func(*writer) error { return fn() }}
+	e.submit(o)
+	return o.err
 }
 
 // checkPressure asks the store's disk guard and applies its verdict: under

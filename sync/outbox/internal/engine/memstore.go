@@ -15,7 +15,8 @@ import (
 type MemStore struct {
 	mu      sync.RWMutex // guards the fields below
 	classes [outbox.NumClasses][]Record
-	next    uint64
+	figures Figures
+	saved   bool // figures were committed
 	id      string
 	closed  bool
 }
@@ -25,11 +26,11 @@ func NewMemStore() *MemStore { return &MemStore{} }
 
 var errStoreClosed = errors.New("store closed")
 
-// LoadNext implements Store.
-func (s *MemStore) LoadNext() (uint64, error) {
+// LoadFigures implements Store.
+func (s *MemStore) LoadFigures() (Figures, bool, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.next, nil
+	return s.figures, s.saved, nil
 }
 
 // LoadID implements Store.
@@ -52,7 +53,7 @@ func (s *MemStore) SaveID(id string) error {
 
 // Commit implements Store; parts are applied under one lock, so each is
 // atomic to readers.
-func (s *MemStore) Commit(parts []Part, next uint64) error {
+func (s *MemStore) Commit(parts []Part) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -63,8 +64,8 @@ func (s *MemStore) Commit(parts []Part, next uint64) error {
 			s.putLocked(r)
 		}
 		s.deleteLocked(p.Dels)
+		s.figures, s.saved = p.After, true
 	}
-	s.next = max(s.next, next)
 	return nil
 }
 
@@ -149,6 +150,10 @@ func (s *MemStore) Pressure() (outbox.Pressure, int64, error) { return outbox.Pr
 
 // Housekeep implements Store; there is nothing to do.
 func (s *MemStore) Housekeep(context.Context) error { return nil }
+
+// Reclaim implements Store; deleted records are already garbage for the
+// Go collector.
+func (s *MemStore) Reclaim(context.Context) error { return nil }
 
 // Close implements Store.
 func (s *MemStore) Close() error {

@@ -88,10 +88,14 @@ type writer struct {
 	part  Part
 	delta *[outbox.NumClasses]classDelta
 	own   [outbox.NumClasses]classDelta
+	// figures makes the op commit a part even with no records, to
+	// persist figures its build changed.
+	figures bool
 }
 
 type classDelta struct {
 	count, bytes int64
+	freed        int64 // bytes of the records deleted
 }
 
 func (w *writer) take() uint64 {
@@ -121,6 +125,7 @@ func (w *writer) del(k Key, size int64) {
 	w.part.Dels = append(w.part.Dels, k)
 	w.own[k.Class].count--
 	w.own[k.Class].bytes -= size
+	w.own[k.Class].freed += size
 }
 
 func (e *Engine) commitRound(r *round) {
@@ -128,6 +133,8 @@ func (e *Engine) commitRound(r *round) {
 	next := start
 	var delta [outbox.NumClasses]classDelta
 	parts := make([]Part, 0, len(r.ops))
+	owns := make([][outbox.NumClasses]classDelta, 0, len(r.ops))
+	nexts := make([]uint64, 0, len(r.ops))
 	built := make([]*op, 0, len(r.ops))
 	needSync := false
 	for _, o := range r.ops {
@@ -136,15 +143,18 @@ func (e *Engine) commitRound(r *round) {
 			o.err = err
 			continue
 		}
-		if len(w.part.Puts) == 0 && len(w.part.Dels) == 0 {
+		if len(w.part.Puts) == 0 && len(w.part.Dels) == 0 && !w.figures {
 			o.committed = true
 			continue
 		}
 		for c := range delta {
 			delta[c].count += w.own[c].count
 			delta[c].bytes += w.own[c].bytes
+			delta[c].freed += w.own[c].freed
 		}
 		parts = append(parts, w.part)
+		owns = append(owns, w.own)
+		nexts = append(nexts, w.next)
 		built = append(built, o)
 		next = w.next
 		needSync = needSync || o.sync
@@ -152,7 +162,14 @@ func (e *Engine) commitRound(r *round) {
 	if len(parts) == 0 {
 		return
 	}
-	if err := e.store.Commit(parts, next); err != nil {
+	// The figures start from the engine's after every build: a build may
+	// tighten them (expire's oldest).
+	f := e.figures()
+	for i := range parts {
+		f = f.advance(parts[i], owns[i], nexts[i])
+		parts[i].After = f
+	}
+	if err := e.store.Commit(parts); err != nil {
 		for _, o := range built {
 			o.err = err
 		}
@@ -197,10 +214,13 @@ func (e *Engine) account(parts []Part, delta [outbox.NumClasses]classDelta) {
 			}
 		}
 	}
+	final := parts[len(parts)-1].After
 	for c := range delta {
 		cs := &e.classes[c]
 		cs.count.Add(delta[c].count)
 		cs.bytes.Add(delta[c].bytes)
+		cs.oldest.Store(final.Classes[c].Oldest)
+		e.reclaimable.Add(delta[c].freed)
 		if refresh[c] {
 			e.refreshBounds(outbox.Class(c))
 		}

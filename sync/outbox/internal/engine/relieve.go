@@ -101,36 +101,74 @@ func (e *Engine) dropOldest(c outbox.Class, target int64, reason outbox.Reason) 
 	return nil
 }
 
-// expire drops every unpinned message older than its class's TTL. The
-// caller holds maint exclusively.
+// expire drops every unpinned message older than its class's TTL. A
+// class whose oldest unpinned message (a lower bound kept with its
+// figures) is not yet due is not scanned. The caller holds maint
+// exclusively.
 func (e *Engine) expire(now time.Time) error {
 	for _, c := range outbox.Classes {
 		ttl := e.cfg.Policies[c].TTL
-		if ttl <= 0 || e.classes[c].count.Load() == 0 {
+		cs := &e.classes[c]
+		if ttl <= 0 || cs.count.Load() == 0 {
 			continue
 		}
 		cutoff := now.Add(-ttl).UnixMilli()
+		if o := cs.oldest.Load(); o == 0 || o >= cutoff {
+			continue // no unpinned message, or none due
+		}
+		seen := e.committed.Load()
 		var victims []Record
-		if err := e.store.Scan(c, e.classes[c].first.Load(), false, func(r Record) bool {
-			if !r.Pinned && r.ProducedAt < cutoff {
+		var oldest int64 // of the unpinned messages that stay
+		if err := e.store.Scan(c, cs.first.Load(), false, func(r Record) bool {
+			switch {
+			case r.Pinned:
+			case r.ProducedAt < cutoff:
 				victims = append(victims, r)
+			case oldest == 0 || r.ProducedAt < oldest:
+				oldest = r.ProducedAt
 			}
 			return true
 		}); err != nil {
 			return fmt.Errorf("outbox expire %s: scan: %w", c, err)
 		}
-		if len(victims) == 0 {
-			continue
+		if len(victims) > 0 {
+			vs, err := e.victimsOf(victims)
+			if err == nil {
+				err = e.recordDrops(c, outbox.ReasonTTL, vs, refusal{})
+			}
+			if err != nil {
+				return fmt.Errorf("outbox expire %s: %w", c, err)
+			}
 		}
-		vs, err := e.victimsOf(victims)
-		if err == nil {
-			err = e.recordDrops(c, outbox.ReasonTTL, vs, refusal{})
-		}
-		if err != nil {
+		if err := e.tightenOldest(c, seen, oldest); err != nil {
 			return fmt.Errorf("outbox expire %s: %w", c, err)
 		}
 	}
 	return nil
+}
+
+// tightenOldest raises class c's oldest bound to oldest, the earliest
+// production time among the unpinned records with sequence numbers up to
+// seen that expiry kept, once the records committed since are counted
+// too. It runs on the pipeline's leader, the only writer of the bound, so
+// no append can lower it meanwhile, and commits the new figures.
+func (e *Engine) tightenOldest(c outbox.Class, seen uint64, oldest int64) error {
+	o := &op{build: func(w *writer) error {
+		err := e.store.Scan(c, seen+1, false, func(r Record) bool {
+			if !r.Pinned && (oldest == 0 || r.ProducedAt < oldest) {
+				oldest = r.ProducedAt
+			}
+			return true
+		})
+		if err != nil {
+			return fmt.Errorf("scan records since %d: %w", seen, err)
+		}
+		e.classes[c].oldest.Store(oldest)
+		w.figures = true
+		return nil
+	}}
+	e.submit(o)
+	return o.err
 }
 
 // compact merges the telemetry of every window of tier t that ended at

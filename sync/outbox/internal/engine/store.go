@@ -48,20 +48,48 @@ type Key struct {
 type Part struct {
 	Puts []Record // a put with an existing key replaces the record
 	Dels []Key
+	// After are the store's figures once this part and those before it
+	// are applied; the store persists them atomically with the part (with
+	// the last part of each transaction, when it packs several).
+	After Figures
+}
+
+// Figures are what a store keeps beside its records so that opening it
+// needs no scan of them: the next sequence number and each class's
+// counters.
+type Figures struct {
+	Next    uint64
+	Classes [outbox.NumClasses]ClassFigures
+}
+
+// ClassFigures are a class's persisted counters. Count and Bytes are
+// exact. First and Last are bounds (First at most the lowest sequence
+// number held, Last at least the highest): puts move them exactly,
+// deletes only with the next commit after the engine re-read them, and
+// the engine refines both with a seek when it loads them. Oldest is at
+// most the production time (Unix ms) of every unpinned record, 0 when the
+// class holds none. All are 0 when Count is.
+type ClassFigures struct {
+	Count, Bytes int64
+	First, Last  uint64
+	Oldest       int64
 }
 
 // Store is where a queue's records live.
 type Store interface {
-	// LoadNext returns the persisted next sequence number, 0 if none.
-	LoadNext() (uint64, error)
+	// LoadFigures returns the figures persisted with the last commit;
+	// ok is false when there are none (a new store, or one written before
+	// figures were kept), and the engine then rebuilds them with a scan.
+	LoadFigures() (f Figures, ok bool, err error)
 	// LoadID returns the persisted ID of the store's sequence space, ""
 	// if none.
 	LoadID() (string, error)
 	// SaveID persists id durably.
 	SaveID(id string) error
-	// Commit applies parts in order, each atomically, and persists next
-	// with the last one. It does not sync.
-	Commit(parts []Part, next uint64) error
+	// Commit applies parts in order, each atomically with its After
+	// figures. A part may have no puts or deletes, only figures. It does
+	// not sync.
+	Commit(parts []Part) error
 	// Sync makes every committed write durable.
 	Sync() error
 	// Scan calls fn for the records of class c with Seq >= from in
@@ -74,6 +102,11 @@ type Store interface {
 	Pressure() (outbox.Pressure, int64, error)
 	// Housekeep does periodic storage work such as value-log GC.
 	Housekeep(ctx context.Context) error
+	// Reclaim returns the disk space and memory that deleted records
+	// still hold (tombstones, pages of dropped tables). The engine calls
+	// it when the queue has emptied after many deletes, with every write
+	// held off (commits and UseStore callers), so it may block writes.
+	Reclaim(ctx context.Context) error
 	// Close releases the store.
 	Close() error
 }
