@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -290,6 +291,7 @@ func (b *Bridge) endpoint(h endpoint.Handler, in *ingest.Ingester, m *metrics.Me
 					"remote", remote.String(), "error", err)
 			}
 		},
+		HandshakeDone: func(resumed bool) { m.Handshakes.WithLabelValues(strconv.FormatBool(resumed)).Inc() },
 	})
 	if err != nil {
 		return nil, nil, nil, err

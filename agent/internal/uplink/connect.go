@@ -3,6 +3,7 @@ package uplink
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -197,9 +198,11 @@ func (l *Link) dial(ctx context.Context, s *session) (net.Conn, error) {
 		return nil, err // a net.OpError names the operation and the address
 	}
 	if l.tls != nil {
+		saved := l.session()
 		tc := tls.Client(conn, l.tls)
 		if err := tc.HandshakeContext(dctx); err != nil {
 			conn.Close()
+			l.keepSession(saved, err)
 			return nil, fmt.Errorf("tls handshake with %s: %w", l.broker.Addr, err)
 		}
 		conn = tc
@@ -208,6 +211,31 @@ func (l *Link) dial(ctx context.Context, s *session) (net.Conn, error) {
 	s.stopClose = context.AfterFunc(ctx, func() { conn.Close() })
 	s.mu.Unlock()
 	return conn, nil
+}
+
+// session returns the TLS session the next handshake will try to resume,
+// if any. The cache's key is the server name, which New always sets.
+func (l *Link) session() *tls.ClientSessionState {
+	if l.tls.ClientSessionCache == nil {
+		return nil
+	}
+	cs, _ := l.tls.ClientSessionCache.Get(l.tls.ServerName)
+	return cs
+}
+
+// keepSession puts saved back in the session cache after a handshake that
+// failed because of the link, not the server. crypto/tls drops the
+// session of any failed resuming handshake (a server aborts on a corrupt
+// ticket), but a connection cut or reset mid-handshake, which is what an
+// outage looks like behind a proxy or load balancer, says nothing about
+// the ticket; losing it would make every node of a returning fleet pay a
+// full handshake. An alert from the server keeps the drop.
+func (l *Link) keepSession(saved *tls.ClientSessionState, err error) {
+	var op *net.OpError
+	if saved == nil || errors.As(err, &op) && op.Op == "remote error" {
+		return
+	}
+	l.tls.ClientSessionCache.Put(l.tls.ServerName, saved)
 }
 
 // release detaches the connection from the connect context.

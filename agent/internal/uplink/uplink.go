@@ -156,6 +156,12 @@ func New(cfg Config) (*Link, error) {
 	case b.TLS:
 		tlsCfg = cfg.TLS.Clone()
 		tlsCfg.MinVersion = max(tlsCfg.MinVersion, tls.VersionTLS12)
+		if tlsCfg.ClientSessionCache == nil {
+			// Reconnects resume the TLS session: no certificate signature
+			// or chain verification on either side, which is most of a
+			// handshake's CPU when a whole fleet returns at once.
+			tlsCfg.ClientSessionCache = tls.NewLRUClientSessionCache(2)
+		}
 		if tlsCfg.ServerName == "" {
 			tlsCfg.ServerName = b.Host
 		}

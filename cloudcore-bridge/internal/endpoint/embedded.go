@@ -34,7 +34,11 @@ type EmbeddedConfig struct {
 	Refused Refusal
 	// HandshakeFailed, when set, is told about failed TLS handshakes.
 	HandshakeFailed func(remote net.Addr, err error)
-	Logger          *slog.Logger
+	// HandshakeDone, when set, is told about each completed TLS
+	// handshake and whether it resumed an earlier session (a reconnecting
+	// node that skips the certificate signature and verification).
+	HandshakeDone func(resumed bool)
+	Logger        *slog.Logger
 }
 
 // DefaultConnectTimeout is the default EmbeddedConfig.ConnectTimeout.
@@ -122,7 +126,7 @@ func (e *Embedded) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("mqtt listen %s: %w", e.cfg.ListenAddr, err)
 	}
-	l := newConnListener(tl, e.cfg.TLS, e.cfg.ConnectTimeout, e.cfg.HandshakeFailed)
+	l := newConnListener(tl, e.cfg.TLS, e.cfg.ConnectTimeout, e.cfg.HandshakeFailed, e.cfg.HandshakeDone)
 	if err := e.srv.AddListener(listeners.NewNet(listenerTLS, l)); err != nil {
 		l.Close()
 		return fmt.Errorf("mqtt listener: %w", err)
@@ -134,7 +138,7 @@ func (e *Embedded) Run(ctx context.Context) error {
 			_ = e.srv.Close()
 			return fmt.Errorf("mqtt plaintext listen %s: %w", e.cfg.PlainAddr, err)
 		}
-		l := newConnListener(pl, nil, e.cfg.ConnectTimeout, nil)
+		l := newConnListener(pl, nil, e.cfg.ConnectTimeout, nil, nil)
 		if err := e.srv.AddListener(listeners.NewNet(listenerPlain, l)); err != nil {
 			l.Close()
 			_ = e.srv.Close()

@@ -20,6 +20,7 @@ type connListener struct {
 	tls     *tls.Config // nil: plaintext
 	timeout time.Duration
 	failed  func(remote net.Addr, err error)
+	hsDone  func(resumed bool) // a handshake completed, resuming a session or not
 
 	conns chan net.Conn
 	done  chan struct{}
@@ -32,12 +33,13 @@ type connListener struct {
 // waits, and new connections queue in the kernel's backlog.
 const maxHandshakes = 256
 
-func newConnListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, failed func(net.Addr, error)) *connListener {
+func newConnListener(inner net.Listener, cfg *tls.Config, timeout time.Duration, failed func(net.Addr, error), done func(resumed bool)) *connListener {
 	l := &connListener{
 		inner:   inner,
 		tls:     cfg,
 		timeout: timeout,
 		failed:  failed,
+		hsDone:  done,
 		conns:   make(chan net.Conn),
 		done:    make(chan struct{}),
 		slots:   make(chan struct{}, maxHandshakes),
@@ -84,6 +86,9 @@ func (l *connListener) handshake(c net.Conn) {
 				l.failed(c.RemoteAddr(), err)
 			}
 			return
+		}
+		if l.hsDone != nil {
+			l.hsDone(tc.ConnectionState().DidResume)
 		}
 		c = tc
 	}

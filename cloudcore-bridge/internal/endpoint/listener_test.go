@@ -35,7 +35,7 @@ func TestConnListenerHandshake(t *testing.T) {
 		t.Fatal(err)
 	}
 	failures := make(chan error, 4)
-	l := newConnListener(inner, cfg, 200*time.Millisecond, func(_ net.Addr, err error) { failures <- err })
+	l := newConnListener(inner, cfg, 200*time.Millisecond, func(_ net.Addr, err error) { failures <- err }, nil)
 	defer l.Close()
 
 	// A silent client is dropped when the handshake times out.

@@ -39,6 +39,9 @@ type Metrics struct {
 	// HandshakeFailures counts TLS handshakes that failed on the MQTT
 	// listener (unknown CA, no client certificate, plaintext, timeout).
 	HandshakeFailures prometheus.Counter
+	// Handshakes counts completed TLS handshakes on the MQTT listener by
+	// resumed="true|false".
+	Handshakes *prometheus.CounterVec
 
 	// Workloads is the number of workloads applied (deleting ones
 	// included).
@@ -106,6 +109,10 @@ func New() *Metrics {
 			Name: "skyedge_bridge_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed on the MQTT listener.",
 		}),
+		Handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skyedge_bridge_tls_handshakes_total",
+			Help: "TLS handshakes completed on the MQTT listener; resumed=\"true\" for reconnecting nodes that resumed a session (no certificate signature or verification).",
+		}, []string{"resumed"}),
 		Workloads: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "skyedge_bridge_workloads",
 			Help: "Workloads applied, including those being deleted.",
@@ -142,7 +149,7 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(
 		m.ConnectedNodes, m.Messages, m.Rejected, m.IngestLatency, m.HandleSeconds,
-		m.RegistryFlush, m.Duplicates, m.AcksSent, m.HandshakeFailures,
+		m.RegistryFlush, m.Duplicates, m.AcksSent, m.HandshakeFailures, m.Handshakes,
 		m.Workloads, m.Copies, m.DesiredSent, m.StatusesApplied, m.Orphans, m.LogsRequests,
 		m.ReconcileSeconds, m.Actions,
 		collectors.NewGoCollector(),
