@@ -245,7 +245,7 @@ func (b *Bridge) workloads(db *badger.DB, reg *registry.Registry, pub publishFun
 	var ctl *controller.Controller
 	disp := dispatch.New(dispatch.Config{
 		Store: st, Publisher: pub, Online: online, Metrics: m, Logger: cfg.Logger, Clock: cfg.Clock,
-		Trigger:       func() { ctl.Trigger() },
+		Trigger:       func() { ctl.Notify() },
 		CapacityError: func(site string) { ctl.CapacityError(site) },
 	})
 	broker := logs.New(logs.Config{

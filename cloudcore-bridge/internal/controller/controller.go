@@ -96,6 +96,8 @@ type Controller struct {
 	log  *slog.Logger
 	once *logonce.Limiter
 	kick chan struct{}
+	// churn carries Notify's triggers, which rest after a pass (see Run).
+	churn chan struct{}
 	// profile is the scheduler profile of every decision.
 	profile *scheduler.Profile
 	// started is when the controller was created: a node's silence counts
@@ -132,7 +134,7 @@ func New(cfg Config) (*Controller, error) {
 	}
 	return &Controller{
 		cfg: cfg, log: cfg.Logger.With("component", "controller"), once: logonce.New(time.Hour, 10000),
-		kick: make(chan struct{}, 1), profile: newProfile(), started: cfg.Clock.Now(), capErrors: map[string]time.Time{},
+		kick: make(chan struct{}, 1), churn: make(chan struct{}, 1), profile: newProfile(), started: cfg.Clock.Now(), capErrors: map[string]time.Time{},
 		decisions: map[string]*decision{}, unsched: map[string]string{},
 	}, nil
 }
@@ -145,14 +147,27 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer t.Stop()
 	c.Trigger() // the first pass at once
 	failing := false
+	var rest time.Duration // real time to wait before a triggered pass
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C():
 		case <-c.kick:
+		case <-c.churn:
+			if !sleep(ctx, rest) {
+				return nil
+			}
 		}
-		switch err := c.Pass(); {
+		start := time.Now()
+		err := c.Pass()
+		// Notify comes with every node that connects or leaves; in a
+		// storm of thousands it would run passes back to back. Resting
+		// passGapFactor times as long as the pass took before such a
+		// pass keeps the controller under a fifth of a core whatever the
+		// fleet's size; operators' changes (Trigger) never wait.
+		rest = passGapFactor * time.Since(start)
+		switch {
 		case err != nil && !failing:
 			failing = true
 			c.log.Error("placement pass failed; retrying every interval", "error", err)
@@ -160,6 +175,36 @@ func (c *Controller) Run(ctx context.Context) error {
 			failing = false
 			c.log.Info("placement pass recovered")
 		}
+	}
+}
+
+// passGapFactor is the rest after a pass, in multiples of its duration,
+// before a triggered one (see Run).
+const passGapFactor = 4
+
+// sleep waits d of real time (a CPU budget, not a logical delay) or until
+// ctx is done, and reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// Notify asks for a pass after a change of the fleet (a node connected,
+// left or said hello). Unlike Trigger, the pass may rest first, so that a
+// storm of such changes costs a bounded share of the CPU.
+func (c *Controller) Notify() {
+	select {
+	case c.churn <- struct{}{}:
+	default:
 	}
 }
 
@@ -248,11 +293,16 @@ func (c *Controller) Pass() error {
 	defer c.passMu.Unlock()
 	start := time.Now()
 	copies := c.cfg.Store.Copies("")
+	ws := c.cfg.Store.Workloads()
+	if len(copies) == 0 && len(ws) == 0 {
+		// Nothing to place or stop: no snapshot of the fleet.
+		c.observe(&pass{})
+		return nil
+	}
 	f, err := c.snapshot(copies)
 	if err != nil {
 		return err
 	}
-	ws := c.cfg.Store.Workloads()
 	reqs, current := c.requests(ws, copies)
 	actions, err := c.profile.Reconcile(f.snap, reqs, current)
 	if err != nil {
