@@ -41,6 +41,9 @@ type IngestConfig struct {
 	// bridge's acks) without an agent behind them, for fleets larger than
 	// the machine can simulate with real agents.
 	Path string
+	// Outbox is the agents' outbox storage on PathAgent: OutboxAuto
+	// (default), OutboxBadger or OutboxMemory.
+	Outbox string
 }
 
 // IngestResult is the outcome of the ingest scenario.
@@ -69,6 +72,8 @@ type IngestResult struct {
 	// Path says what published: "agent" (agent.Agent, one report per
 	// interval) or "pipelined".
 	Path string `json:"-"`
+	// Outbox is the simulated agents' outbox storage on the agent path.
+	Outbox string `json:"-"`
 	// Interval is the agents' report interval (0 for pipelined), and
 	// OfferedPerSec the load it offers.
 	Interval      time.Duration `json:"-"`
@@ -98,7 +103,7 @@ func (r IngestResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "ingest: %d agents, path %s", r.Agents, r.Path)
 	switch r.Path {
 	case PathAgent:
-		fmt.Fprintf(w, " (agent.Agent with its outbox, a report every %v: %.0f reports/s offered)", r.Interval, r.OfferedPerSec)
+		fmt.Fprintf(w, " (agent.Agent with its %s outbox, a report every %v: %.0f reports/s offered)", r.Outbox, r.Interval, r.OfferedPerSec)
 	case PathLean:
 		fmt.Fprintf(w, " (lean publishers speaking the agent's protocol, a report every %v: %.0f reports/s offered)", r.Interval, r.OfferedPerSec)
 	default:
@@ -136,6 +141,10 @@ func (c *IngestConfig) defaults() error {
 	if c.Interval < 0 || c.Duration <= 0 {
 		return fmt.Errorf("bench ingest: interval %v and duration %v: want interval >= 0 and duration > 0", c.Interval, c.Duration)
 	}
+	var err error
+	if c.Outbox, err = resolveOutbox(c.Outbox, c.Agents); err != nil {
+		return fmt.Errorf("bench ingest: %w", err)
+	}
 	if c.RawDuration <= 0 {
 		c.RawDuration = min(c.Duration, 10*time.Second)
 	}
@@ -164,7 +173,7 @@ func Ingest(ctx context.Context, env Env, cfg IngestConfig) (IngestResult, error
 	if err := cfg.defaults(); err != nil {
 		return res, err
 	}
-	res.PerConn = cfg.Window
+	res.PerConn, res.Outbox = cfg.Window, cfg.Outbox
 	log := env.logger().With("scenario", "ingest")
 	if err := ensureFiles(cfg.Agents, log); err != nil {
 		return res, err
@@ -193,7 +202,7 @@ func Ingest(ctx context.Context, env Env, cfg IngestConfig) (IngestResult, error
 	}
 	load := loadConfig{
 		Nodes: cfg.Agents, Interval: cfg.Interval, Ramp: cfg.Ramp, Window: cfg.Window,
-		DataDir: dir, PKIDir: pkiDir,
+		Outbox: cfg.Outbox, DataDir: dir, PKIDir: pkiDir,
 	}
 
 	if res.RawPerSec, err = rawRate(ctx, env, p, filepath.Join(dir, "raw"), load, cfg.RawDuration); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/skyedge/skyedge/agent"
 	"github.com/skyedge/skyedge/internal/backoff"
 )
 
@@ -21,16 +22,16 @@ type StormConfig struct {
 	// Outage is how long every link stays cut while the agents keep
 	// producing reports.
 	Outage time.Duration
-	// Interval is the agents' report interval (1 s when 0).
+	// Interval is the agents' report interval (the agent's default,
+	// 10 s, when 0).
 	Interval time.Duration
 	// Settle bounds the wait for every agent to reconnect and every
 	// buffered report to reach the registry (5 min when 0).
 	Settle time.Duration
 	// Ramp is the most agents started per second (1000 when 0).
 	Ramp float64
-	// Outbox is the agents' outbox storage, OutboxBadger (default) or
-	// OutboxMemory (for fleets larger than the machine runs Badger
-	// databases for).
+	// Outbox is the agents' outbox storage: OutboxAuto (default),
+	// OutboxBadger or OutboxMemory.
 	Outbox string
 	// UpFor is how long every agent has been connected when the links
 	// are cut; 0 means long enough for the agents' reconnect backoff to
@@ -79,11 +80,16 @@ type StormResult struct {
 	BridgeCPUPercent, LoadCPUPercent, OtherCPUPercent float64 `json:"-"`
 	// Online is the number of nodes the registry shows online at the end.
 	Online int `json:"-"`
+	// Outbox is the agents' outbox storage and Interval their report
+	// interval.
+	Outbox   string        `json:"-"`
+	Interval time.Duration `json:"-"`
 }
 
 // WriteText prints the result for people.
 func (r StormResult) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "storm: %d agents behind %d fault proxies, every link cut for %v\n", r.Agents, r.Proxies, r.Outage)
+	fmt.Fprintf(w, "storm: %d agents (%s outbox, a report every %v) behind %d fault proxies, every link cut for %v\n",
+		r.Agents, r.Outbox, r.Interval, r.Proxies, r.Outage)
 	fmt.Fprintf(w, "  reconnect  %s until every agent was connected again (50%%: %s, 90%%: %s, 99%%: %s)\n",
 		seconds(r.ReconnectS), seconds(r.ReconnectedS[0]), seconds(r.ReconnectedS[1]), seconds(r.ReconnectedS[2]))
 	fmt.Fprintf(w, "  drain      %s until everything kept was in the registry\n", seconds(r.DrainS))
@@ -109,7 +115,11 @@ func (c *StormConfig) defaults() error {
 		return fmt.Errorf("bench storm: %d agents, outage %v: want at least 1 agent and a positive outage", c.Agents, c.Outage)
 	}
 	if c.Interval <= 0 {
-		c.Interval = time.Second
+		c.Interval = agent.DefaultReportInterval
+	}
+	var err error
+	if c.Outbox, err = resolveOutbox(c.Outbox, c.Agents); err != nil {
+		return fmt.Errorf("bench storm: %w", err)
 	}
 	if c.Settle <= 0 {
 		c.Settle = 5 * time.Minute
@@ -143,6 +153,7 @@ func Storm(ctx context.Context, env Env, cfg StormConfig) (StormResult, error) {
 	if err := cfg.defaults(); err != nil {
 		return res, err
 	}
+	res.Outbox, res.Interval = cfg.Outbox, cfg.Interval
 	res.Proxies = (cfg.Agents + agentsPerProxy - 1) / agentsPerProxy
 	log := env.logger().With("scenario", "storm")
 	if err := ensureFiles(cfg.Agents, log); err != nil {

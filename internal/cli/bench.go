@@ -27,7 +27,7 @@ var benchScenarios = []string{"ingest", "storm", "outbox", "footprint", "schedul
 var quickSuite = [][]string{
 	{"ingest", "--agents", "1000", "--interval", "1s", "--duration", "10s"},
 	{"ingest", "--agents", "1000", "--interval", "0", "--duration", "10s"},
-	{"storm", "--agents", "1000", "--outage", "10s", "--settle", "100s"},
+	{"storm", "--agents", "1000", "--outage", "10s", "--interval", "1s", "--settle", "100s"},
 	{"outbox", "--messages", "100000"},
 	{"footprint", "--duration", "30s", "--interval", "10s"},
 	{"schedule", "--nodes", "5000", "--regions", "100", "--placements", "2000"},
@@ -116,16 +116,17 @@ func runScenario(ctx context.Context, env Env, args []string) (bench.Result, boo
 		fs.DurationVar(&cfg.RawDuration, "raw-duration", 0, "measured window of the raw broker rate (default: duration, at most 10s)")
 		fs.IntVar(&cfg.Window, "window", 0, "unacknowledged messages per connection of the pipelined publisher (default: about 2048 in flight)")
 		fs.Float64Var(&cfg.Ramp, "ramp", 1000, "connections opened per second")
+		fs.StringVar(&cfg.Outbox, "outbox", bench.OutboxAuto, "path agent: the agents' outbox storage: badger, memory (same engine, no database), or auto (badger up to 1000 agents)")
 		fs.StringVar(&cfg.Path, "path", bench.PathAgent, "with an interval: agent (agent.Agent with its outbox) or lean (lean publishers speaking the agent's protocol, for fleets larger than the machine can run as agents)")
 		run = func() (bench.Result, error) { return bench.Ingest(ctx, c.env(env), cfg) }
 	case "storm":
 		var cfg bench.StormConfig
 		fs.IntVar(&cfg.Agents, "agents", 1000, "simulated agents, behind fault proxies of 100 each")
 		fs.DurationVar(&cfg.Outage, "outage", 30*time.Second, "how long every link stays cut")
-		fs.DurationVar(&cfg.Interval, "interval", time.Second, "report interval")
+		fs.DurationVar(&cfg.Interval, "interval", 10*time.Second, "report interval (the agent's default)")
 		fs.DurationVar(&cfg.Settle, "settle", 5*time.Minute, "longest wait for reconnection and drain")
 		fs.Float64Var(&cfg.Ramp, "ramp", 1000, "agents started per second")
-		fs.StringVar(&cfg.Outbox, "outbox", bench.OutboxBadger, "agents' outbox storage: badger, or memory (same engine, no database: for fleets beyond what the machine runs Badger for)")
+		fs.StringVar(&cfg.Outbox, "outbox", bench.OutboxAuto, "agents' outbox storage: badger, memory (same engine, no database), or auto (badger up to 1000 agents)")
 		run = func() (bench.Result, error) { return bench.Storm(ctx, c.env(env), cfg) }
 	case "outbox":
 		var cfg bench.OutboxConfig
