@@ -1,6 +1,9 @@
 // Command skyedge-agent is the SkyEdge edge agent: it reports the node's
-// resources to the cloud over MQTT with mutual TLS. Configure it with a
-// file (-config) and override any setting with flags, or with flags only.
+// resources to the cloud over MQTT with mutual TLS, keeping what it must
+// say in its outbox until the cloud acknowledges it, and runs the
+// workloads the cloud assigns, with or without a link. Configure it with
+// a file (-config) and override any setting with flags, or with flags
+// only.
 package main
 
 import (
