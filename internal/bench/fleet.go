@@ -239,3 +239,54 @@ func resolveOutbox(kind string, n int) (string, error) {
 	}
 	return "", fmt.Errorf("outbox %q: want auto, badger or memory", kind)
 }
+
+// workspace is what a fleet scenario runs in: a scratch directory, one
+// for the agents' state, and a certificate for every node from the cached
+// development PKI.
+type workspace struct {
+	dir, agentDir, pkiDir string
+	pki                   *PKI
+	cleanups              []func()
+}
+
+// prepareFleet raises the open-file limit for agents nodes, makes the
+// scenario's directories and issues (or reuses) every node's certificate.
+// close removes the directories.
+func prepareFleet(ctx context.Context, env Env, scenario string, agents int, log *slog.Logger) (ws *workspace, err error) {
+	if err := ensureFiles(agents, log); err != nil {
+		return nil, err
+	}
+	ws = &workspace{}
+	defer func() {
+		if err != nil {
+			ws.close()
+		}
+	}()
+	dir, cleanup, err := env.workDir(scenario)
+	if err != nil {
+		return nil, err
+	}
+	ws.dir, ws.cleanups = dir, append(ws.cleanups, cleanup)
+	agentDir, cleanupAgents, err := env.agentDir(scenario)
+	if err != nil {
+		return nil, err
+	}
+	ws.agentDir, ws.cleanups = agentDir, append(ws.cleanups, cleanupAgents)
+	if ws.pkiDir, err = env.pkiDir(); err != nil {
+		return nil, err
+	}
+	if ws.pki, err = OpenPKI(ws.pkiDir); err != nil {
+		return nil, err
+	}
+	log.Info("preparing certificates", "nodes", agents, "pki", ws.pkiDir)
+	if _, err := ws.pki.ClientTLSAll(ctx, nodeNames(agents)); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+func (ws *workspace) close() {
+	for i := len(ws.cleanups) - 1; i >= 0; i-- {
+		ws.cleanups[i]()
+	}
+}

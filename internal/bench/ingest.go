@@ -175,31 +175,12 @@ func Ingest(ctx context.Context, env Env, cfg IngestConfig) (IngestResult, error
 	}
 	res.PerConn, res.Outbox = cfg.Window, cfg.Outbox
 	log := env.logger().With("scenario", "ingest")
-	if err := ensureFiles(cfg.Agents, log); err != nil {
-		return res, err
-	}
-	dir, cleanup, err := env.workDir("ingest")
+	ws, err := prepareFleet(ctx, env, "ingest", cfg.Agents, log)
 	if err != nil {
 		return res, err
 	}
-	defer cleanup()
-	agentDir, cleanupAgents, err := env.agentDir("ingest")
-	if err != nil {
-		return res, err
-	}
-	defer cleanupAgents()
-	pkiDir, err := env.pkiDir()
-	if err != nil {
-		return res, err
-	}
-	p, err := OpenPKI(pkiDir)
-	if err != nil {
-		return res, err
-	}
-	log.Info("preparing certificates", "nodes", cfg.Agents, "pki", pkiDir)
-	if _, err := p.ClientTLSAll(ctx, nodeNames(cfg.Agents)); err != nil {
-		return res, err
-	}
+	defer ws.close()
+	dir, agentDir, pkiDir, p := ws.dir, ws.agentDir, ws.pkiDir, ws.pki
 	load := loadConfig{
 		Nodes: cfg.Agents, Interval: cfg.Interval, Ramp: cfg.Ramp, Window: cfg.Window,
 		Outbox: cfg.Outbox, DataDir: dir, PKIDir: pkiDir,

@@ -156,31 +156,12 @@ func Storm(ctx context.Context, env Env, cfg StormConfig) (StormResult, error) {
 	res.Outbox, res.Interval = cfg.Outbox, cfg.Interval
 	res.Proxies = (cfg.Agents + agentsPerProxy - 1) / agentsPerProxy
 	log := env.logger().With("scenario", "storm")
-	if err := ensureFiles(cfg.Agents, log); err != nil {
-		return res, err
-	}
-	dir, cleanup, err := env.workDir("storm")
+	ws, err := prepareFleet(ctx, env, "storm", cfg.Agents, log)
 	if err != nil {
 		return res, err
 	}
-	defer cleanup()
-	agentDir, cleanupAgents, err := env.agentDir("storm")
-	if err != nil {
-		return res, err
-	}
-	defer cleanupAgents()
-	pkiDir, err := env.pkiDir()
-	if err != nil {
-		return res, err
-	}
-	p, err := OpenPKI(pkiDir)
-	if err != nil {
-		return res, err
-	}
-	log.Info("preparing certificates", "nodes", cfg.Agents, "pki", pkiDir)
-	if _, err := p.ClientTLSAll(ctx, nodeNames(cfg.Agents)); err != nil {
-		return res, err
-	}
+	defer ws.close()
+	dir, agentDir, pkiDir, p := ws.dir, ws.agentDir, ws.pkiDir, ws.pki
 	br, err := startBridge(ctx, env, p, bridgeOptions{DataDir: filepath.Join(dir, "bridge")})
 	if err != nil {
 		return res, err
