@@ -23,12 +23,8 @@ import (
 // a resend changes nothing, a diff on another base is answered with the
 // generation held, and a removal stops it and says so.
 func TestDesiredStateRunsWorkload(t *testing.T) {
-	needShell(t)
-	b := brokertest.Start(t)
-	cloud := brokertest.NewCloud(t, b)
-	a := start(t, workloadConfig(t, b, t.TempDir()))
-	stopWorkloadsOnCleanup(t, a.Agent)
-	hellos := waitCount(t, b, helloTopic, 1)
+	b, cloud, a := connectedWorkloadAgent(t)
+	hellos := b.Envelopes(helloTopic)
 	if g := hellos[0].GetHello().GetAppliedGeneration(); g != 0 {
 		t.Errorf("first hello applied_generation = %d, want 0", g)
 	}
@@ -155,12 +151,7 @@ func TestColdBootRunsStoredWorkloads(t *testing.T) {
 // disconnect.stopAfter: the agent stops it itself, and runs it again once
 // the cloud is back.
 func TestStopAfter(t *testing.T) {
-	needShell(t)
-	b := brokertest.Start(t)
-	brokertest.NewCloud(t, b)
-	a := start(t, workloadConfig(t, b, t.TempDir()))
-	stopWorkloadsOnCleanup(t, a.Agent)
-	waitCount(t, b, helloTopic, 1)
+	b, _, a := connectedWorkloadAgent(t)
 	const stopAfter = 1500 * time.Millisecond
 	sendDesired(t, b, &pb.DesiredState{Generation: 1, Full: true, Assignments: []*pb.WorkloadAssignment{
 		{Name: "tracker", Generation: 1, SpecJson: shSpec(t, "exec sleep 3600", func(s *spec.WorkloadSpec) {
@@ -200,12 +191,7 @@ func TestStopAfter(t *testing.T) {
 
 // TestLogsRequest asks for a workload's output through the cloud link.
 func TestLogsRequest(t *testing.T) {
-	needShell(t)
-	b := brokertest.Start(t)
-	brokertest.NewCloud(t, b)
-	a := start(t, workloadConfig(t, b, t.TempDir()))
-	stopWorkloadsOnCleanup(t, a.Agent)
-	waitCount(t, b, helloTopic, 1)
+	b, _, a := connectedWorkloadAgent(t)
 	sendDesired(t, b, &pb.DesiredState{Generation: 1, Full: true, Assignments: []*pb.WorkloadAssignment{
 		{Name: "chatty", Generation: 1, SpecJson: shSpec(t, "for i in 1 2 3 4 5; do echo line $i; done; exec sleep 3600", nil)},
 	}})
@@ -301,12 +287,7 @@ func TestStatusQueueCoalesces(t *testing.T) {
 // TestBadAssignmentDoesNotBlockOthers sends a set with a spec that does
 // not decode: the others run, the bad one is reported failed.
 func TestBadAssignmentDoesNotBlockOthers(t *testing.T) {
-	needShell(t)
-	b := brokertest.Start(t)
-	brokertest.NewCloud(t, b)
-	a := start(t, workloadConfig(t, b, t.TempDir()))
-	stopWorkloadsOnCleanup(t, a.Agent)
-	waitCount(t, b, helloTopic, 1)
+	b, _, a := connectedWorkloadAgent(t)
 	sendDesired(t, b, &pb.DesiredState{Generation: 2, Full: true, Assignments: []*pb.WorkloadAssignment{
 		{Name: "broken", Generation: 1, SpecJson: []byte(`{"runtime":`)},
 		{Name: "fine", Generation: 2, SpecJson: shSpec(t, "exec sleep 3600", nil)},
@@ -381,4 +362,18 @@ func TestStoredStateSurvivesRestart(t *testing.T) {
 	if c, err := p.kv.Get(contactKey); err != nil || len(c) != 8 {
 		t.Errorf("stored last contact = %x, %v; want 8 bytes", c, err)
 	}
+}
+
+// connectedWorkloadAgent starts an agent that runs workloads, against a
+// test broker and cloud, and waits for its first hello; its workloads are
+// stopped when the test ends.
+func connectedWorkloadAgent(t *testing.T) (*brokertest.Broker, *brokertest.Cloud, *running) {
+	t.Helper()
+	needShell(t)
+	b := brokertest.Start(t)
+	cloud := brokertest.NewCloud(t, b)
+	a := start(t, workloadConfig(t, b, t.TempDir()))
+	stopWorkloadsOnCleanup(t, a.Agent)
+	waitCount(t, b, helloTopic, 1)
+	return b, cloud, a
 }
